@@ -1,0 +1,5 @@
+import sys
+
+from coprop.cli import main
+
+sys.exit(main())

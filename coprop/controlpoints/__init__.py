@@ -1,0 +1,1 @@
+"""Control points: frames where the sounding object changes (GT annotation, detectors, RCPG)."""
