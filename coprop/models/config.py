@@ -17,8 +17,12 @@ class ModelConfig:
     image_size: int = 128                  # square input resolution of every model
     num_classes: int = 1                   # 1 = binary (S4/MS3), 71 = AVSS semantic
     # visual backbone (timm name); weights from a local file or random init
-    backbone: str = "resnet18"
+    backbone: str = "regnetx_002"
     backbone_weights: str | None = None    # e.g. pretrained/resnet50-19c8e357.pth, pretrained/pvt_v2_b5.pth
+    backbone_drop_path: float = 0.0        # stochastic depth of the backbone (AVSBench PVT-v2-b5 uses 0.1)
+    # True: initial weights must come from files (backbone_weights/audio_weights, else the default file names
+    # in $COPROP_PRETRAINED or <repo>/pretrained); a missing file is a WeightsError unless allow_random=True
+    pretrained: bool = False
     # audio encoder: 'tiny' CNN or 'vggish' (torchvggish layout, frozen)
     audio_encoder: str = "tiny"
     audio_weights: str | None = None       # e.g. pretrained/vggish-10086976.pth
@@ -57,9 +61,10 @@ class ModelConfig:
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(name="tiny", image_size=128, backbone="resnet18", audio_encoder="tiny", dim=64, heads=4,
+    "tiny": dict(name="tiny", image_size=128, backbone="regnetx_002", audio_encoder="tiny", dim=64, heads=4,
                  fusion_layers=1, lstt_layers=1, audio_tokens=8, memory_capacity=4),
-    "paper": dict(name="paper", image_size=224, backbone="pvt_v2_b5", audio_encoder="vggish", dim=256, heads=8,
+    "paper": dict(name="paper", image_size=224, backbone="pvt_v2_b5", audio_encoder="vggish", pretrained=True,
+                  backbone_drop_path=0.1, dim=256, heads=8,
                   fusion_layers=3, lstt_layers=3, audio_tokens=24, audio_insert_levels=4,
                   memory_capacity=8, long_term_gap_train=2, long_term_gap_test=5, short_term_window=15,
                   dropout=0.1),

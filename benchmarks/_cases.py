@@ -1,0 +1,269 @@
+"""What the benchmarks run: model construction with random weights, input pools and the measured loops.
+
+Each ``*_case(probe, **kwargs)`` function runs inside a fresh worker process (see ``_harness.run_isolated``)
+and returns the measured numbers as a dict; the harness adds peak memory and the status.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from typing import Any, Iterator
+
+import torch
+
+POOL = 8  # distinct random frames/audio examples cycled through: constant input memory, no generator cost
+
+
+# --------------------------------------------------------------------------------------------- setup
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def model_config(config: str, size: int | None, num_classes: int = 1):
+    """A named config with random initial weights asked for explicitly (no weight files are read)."""
+    from coprop.models.config import get_config
+
+    overrides: dict[str, Any] = {"num_classes": num_classes, "pretrained": False,
+                                 "backbone_weights": None, "audio_weights": None}
+    if size:
+        overrides["image_size"] = size
+    return get_config(config, **overrides)
+
+
+def build(which: str, cfg, device: str) -> torch.nn.Module:
+    """``keyframe`` | ``propagator`` | ``baseline`` model of ``cfg`` in eval mode on ``device``."""
+    if which == "keyframe":
+        from coprop.models.keyframe import KeyframeProcessor as cls
+    elif which == "propagator":
+        from coprop.models.propagator import AudioInsertPropagator as cls
+    elif which == "baseline":
+        from coprop.models.simultaneous import SimultaneousBaseline as cls
+    else:
+        raise ValueError(f"unknown model {which!r}")
+    kwargs = {"allow_random": True} if "allow_random" in inspect.signature(cls).parameters else {}
+    return cls(cfg, **kwargs).to(device).eval()
+
+
+def autocast(device: str, dtype: str):
+    """bf16 autocast on the device, or a no-op context for fp32."""
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    if dtype != "bf16":
+        raise ValueError(f"dtype must be fp32 or bf16, got {dtype!r}")
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+class InputPool:
+    """A few random normalised frames and log-mel examples, cycled to make a video of any length."""
+
+    def __init__(self, size: int, batch: int, device: str, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.frames = torch.randn(POOL, batch, 3, size, size, generator=g).to(device)
+        self.audio = torch.randn(POOL, batch, 1, 96, 64, generator=g).to(device)
+
+    def frame(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.frames[t % POOL], self.audio[t % POOL]
+
+    def clip(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """All T frames at once, ``[B,T,3,S,S]`` and ``[B,T,1,96,64]`` (what a simultaneous model needs)."""
+        idx = torch.arange(T, device=self.frames.device) % POOL
+        return self.frames[idx].transpose(0, 1).contiguous(), self.audio[idx].transpose(0, 1).contiguous()
+
+
+def control_points(T: int, segment_len: int) -> list[int]:
+    """A control point every ``segment_len`` frames (c[0] = 1): one keyframe per audio portion."""
+    return [1 if t % max(segment_len, 1) == 0 else 0 for t in range(T)]
+
+
+def keyframe_mask(logits: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Keyframe logits [B,K,S,S] -> (object-id mask [B,S,S] long, number of objects)."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long(), 1
+    return logits.argmax(1), logits.shape[1] - 1
+
+
+# --------------------------------------------------------------------------------------------- loops
+def stream(keyframe: torch.nn.Module, propagator: torch.nn.Module, pool: InputPool, T: int,
+           cps: list[int]) -> Iterator[torch.Tensor]:
+    """Co-Prop streaming: keyframe model on control points, one propagator step on every other frame.
+
+    Yields each frame's logits and keeps nothing, so memory is what the propagator state holds.
+    """
+    state = None
+    for t in range(T):
+        frame, audio = pool.frame(t)
+        if cps[t] or state is None:
+            logits = keyframe(frame, audio, None)
+            mask, n_obj = keyframe_mask(logits)
+            state = propagator.start(frame, audio, mask, n_obj)
+        else:
+            logits, state = propagator.step(frame, audio, state)
+        yield logits
+
+
+def run_stream(keyframe, propagator, pool: InputPool, T: int, cps: list[int]) -> float:
+    """Consume the stream (argmax of every frame, as a writer would) and return a checksum."""
+    total = 0.0
+    for logits in stream(keyframe, propagator, pool, T, cps):
+        total += float(logits.flatten(1)[:, :16].sum())  # forces the frame to finish (and syncs a GPU)
+    return total
+
+
+# --------------------------------------------------------------------------------------------- memory cases
+def baseline_memory_case(probe, config: str, T: int, size: int, dtype: str = "fp32", seed: int = 0,
+                         num_classes: int = 1) -> dict[str, Any]:
+    """(a) the simultaneous baseline decodes all T frames in one forward pass."""
+    seed_all(seed)
+    cfg = model_config(config, size, num_classes)
+    model = build("baseline", cfg, probe.device)
+    pool = InputPool(cfg.image_size, 1, probe.device, seed)
+    with torch.inference_mode(), autocast(probe.device, dtype):
+        warm_f, warm_a = pool.clip(2)
+        model(warm_f, warm_a)
+        del warm_f, warm_a
+        probe.start()
+        with probe.timed() as t:
+            frames, audio = pool.clip(T)  # the method needs every frame at once: its input counts
+            logits = model(frames, audio)
+            float(logits.flatten()[:16].sum())
+    return {"ms_per_frame": 1000.0 * t[0] / T, "seconds": t[0]}
+
+
+def coprop_memory_case(probe, config: str, T: int, size: int, dtype: str = "fp32", seed: int = 0,
+                       num_classes: int = 1, segment_len: int = 10) -> dict[str, Any]:
+    """(b) Co-Prop streaming over T frames (keyframe model on control points + one step per frame)."""
+    seed_all(seed)
+    cfg = model_config(config, size, num_classes)
+    keyframe, propagator = build("keyframe", cfg, probe.device), build("propagator", cfg, probe.device)
+    pool = InputPool(cfg.image_size, 1, probe.device, seed)
+    cps = control_points(T, segment_len)
+    with torch.inference_mode(), autocast(probe.device, dtype):
+        run_stream(keyframe, propagator, pool, min(T, 3), control_points(3, 2))  # warm-up
+        probe.start()
+        with probe.timed() as t:
+            run_stream(keyframe, propagator, pool, T, cps)
+    return {"ms_per_frame": 1000.0 * t[0] / T, "seconds": t[0], "keyframes": sum(cps)}
+
+
+# --------------------------------------------------------------------------------------------- throughput
+def _repeat(probe, fn, min_seconds: float, min_iters: int = 2, max_iters: int = 200) -> tuple[int, float]:
+    """Run ``fn`` until ``min_seconds`` have passed (at least ``min_iters`` times); returns (iters, seconds)."""
+    n, t0 = 0, time.perf_counter()
+    probe.sync()
+    while n < max_iters and (n < min_iters or time.perf_counter() - t0 < min_seconds):
+        fn()
+        n += 1
+    probe.sync()
+    return n, time.perf_counter() - t0
+
+
+def keyframe_throughput_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
+                             min_seconds: float = 3.0) -> dict[str, Any]:
+    seed_all(seed)
+    cfg = model_config(config, size)
+    model = build("keyframe", cfg, probe.device)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    frame, audio = pool.frame(0)
+    with torch.inference_mode(), autocast(probe.device, dtype):
+        model(frame, audio, None)
+        probe.start()
+        n, s = _repeat(probe, lambda: model(frame, audio, None), min_seconds)
+    return {"fps": batch * n / s, "iters": n, "size": cfg.image_size}
+
+
+def step_throughput_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
+                         min_seconds: float = 3.0) -> dict[str, Any]:
+    """One propagator step with a full memory (steady state of a long video)."""
+    seed_all(seed)
+    cfg = model_config(config, size)
+    propagator = build("propagator", cfg, probe.device)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    frame, audio = pool.frame(0)
+    mask = (torch.rand(batch, cfg.image_size, cfg.image_size, device=probe.device) > 0.5).long()
+    fill = (cfg.memory_capacity + 1) * max(cfg.long_term_gap_test, 1) + 1
+    with torch.inference_mode(), autocast(probe.device, dtype):
+        state = propagator.start(frame, audio, mask, 1)
+        for t in range(1, fill):  # fill the memory so the timed steps attend to every slot
+            _, state = propagator.step(*pool.frame(t), state)
+        box = [state, fill]
+
+        def one():
+            f, a = pool.frame(box[1])
+            _, box[0] = propagator.step(f, a, box[0])
+            box[1] += 1
+
+        probe.start()
+        n, s = _repeat(probe, one, min_seconds)
+    return {"fps": batch * n / s, "iters": n, "size": cfg.image_size}
+
+
+def pipeline_throughput_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
+                             clip_len: int = 30, segment_len: int = 10, min_seconds: float = 3.0) -> dict[str, Any]:
+    """Whole Co-Prop streaming pipeline (keyframes on control points + propagation), B videos in lockstep."""
+    seed_all(seed)
+    cfg = model_config(config, size)
+    keyframe, propagator = build("keyframe", cfg, probe.device), build("propagator", cfg, probe.device)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    cps = control_points(clip_len, segment_len)
+    with torch.inference_mode(), autocast(probe.device, dtype):
+        run_stream(keyframe, propagator, pool, 3, control_points(3, 2))
+        probe.start()
+        n, s = _repeat(probe, lambda: run_stream(keyframe, propagator, pool, clip_len, cps), min_seconds,
+                       min_iters=1)
+    return {"fps": batch * clip_len * n / s, "iters": n, "size": cfg.image_size}
+
+
+def keyframe_train_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
+                        min_seconds: float = 3.0) -> dict[str, Any]:
+    """Keyframe Processor training step (forward + loss + backward + AdamW) in frames per second."""
+    from coprop.models.losses import segmentation_loss
+
+    seed_all(seed)
+    cfg = model_config(config, size)
+    model = build("keyframe", cfg, probe.device).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    frame, audio = pool.frame(0)
+    target = (torch.rand(batch, cfg.image_size, cfg.image_size, device=probe.device) > 0.5).long()
+
+    def one():
+        opt.zero_grad(set_to_none=True)
+        with autocast(probe.device, dtype):
+            loss = segmentation_loss(model(frame, audio, None), target, cfg.num_classes)
+        loss.backward()
+        opt.step()
+
+    one()
+    probe.start()
+    n, s = _repeat(probe, one, min_seconds)
+    return {"fps": batch * n / s, "iters": n, "size": cfg.image_size, "unit": "frames/s"}
+
+
+def propagator_train_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
+                          clip_len: int = 5, min_seconds: float = 3.0) -> dict[str, Any]:
+    """Propagator training step on ``clip_len``-frame clips (forward_train + loss + backward + AdamW), clips/s."""
+    import torch.nn.functional as F
+
+    seed_all(seed)
+    cfg = model_config(config, size)
+    model = build("propagator", cfg, probe.device).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    frames, audio = pool.clip(clip_len)
+    S = cfg.image_size
+    masks = (torch.rand(batch, clip_len, S, S, device=probe.device) > 0.5).long()
+
+    def one():
+        opt.zero_grad(set_to_none=True)
+        with autocast(probe.device, dtype):
+            logits = model.forward_train(frames, audio, masks[:, 0], 1)  # [B,T-1,2,S,S]
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), masks[:, 1:].flatten(0, 1))
+        loss.backward()
+        opt.step()
+
+    one()
+    probe.start()
+    n, s = _repeat(probe, one, min_seconds)
+    return {"fps": batch * n / s, "iters": n, "size": cfg.image_size, "unit": "clips/s",
+            "clip_len": clip_len}

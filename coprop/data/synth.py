@@ -1,0 +1,379 @@
+"""The synthetic source-conversion benchmark, written in the official AVSBench layouts.
+
+``generate(out, preset, seed)`` writes ``out/Single-source`` (S4 style), ``out/Multi-sources`` (MS3 style) and
+``out/AVSS`` (AVSBench-semantic style) exactly as ``reference/avsbench.md`` §2 lays them out, so the same readers
+serve real and synthetic data. Each subset root also holds ``synthetic_meta.json`` (per clip: the sounding
+category names per frame, the visible categories, the frames where the sounding set changes, and the exact
+sounding schedule in seconds); the reader copies it into ``clip.meta``. Not written: ``raw_videos`` and the
+``audio_log_mel/*.pkl`` files (log-mel is computed from the wav by ``coprop.data.audio``).
+
+Timing is AVSBench's: 1 frame per second, frame k at k + 15/16 s; the wav lasts T seconds at 16 kHz.
+Sounding objects change at random instants, so the 0.96 s audio window of a frame can hold two sources.
+GT for frame k is what sounds at the frame's instant. Everything is a function of (preset, seed).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coprop.data.synth_scene import CATEGORIES, ClipPlan, plan_clip, render
+from coprop.data.synth_sound import SR, mix
+
+GENERATOR_VERSION = 1
+SUBSET_DIRS = {"s4": "Single-source", "ms3": "Multi-sources", "avss": "AVSS"}
+SPLITS = ("train", "val", "test")
+MANIFEST = "synthetic.json"
+META = "synthetic_meta.json"
+
+
+@dataclass(frozen=True)
+class Preset:
+    size: int                                   # frame side in pixels (frames are square)
+    s4: dict[str, int]                          # clips per split
+    ms3: dict[str, int]
+    avss: dict[str, dict[str, int]]             # split -> {label: clips}
+    ms3_frames: int = 5
+    v2_frames: int = 10
+    v2_change_rate: float = 0.2                 # sounding-set changes per second in 10-frame and long clips
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        size=64, s4={"train": 3, "val": 2, "test": 2}, ms3={"train": 3, "val": 2, "test": 2},
+        avss={s: {"v1s": 1, "v1m": 1, "v2": 1} for s in SPLITS},
+        note="tests: a few clips per split, 64x64"),
+    "demo": Preset(
+        size=128, s4={"train": 48, "val": 16, "test": 24}, ms3={"train": 48, "val": 16, "test": 24},
+        avss={"train": {"v1s": 12, "v1m": 14, "v2": 14}, "val": {"v1s": 4, "v1m": 4, "v2": 4},
+              "test": {"v1s": 4, "v1m": 6, "v2": 6}},
+        note="the README demo: small models train on it in minutes, 128x128"),
+    "long": Preset(
+        size=96, s4={"train": 2, "val": 1, "test": 1}, ms3={"train": 1, "val": 1, "test": 2},
+        avss={"train": {"v2": 1}, "val": {"v2": 1}, "test": {"v2": 2}},
+        ms3_frames=300, v2_frames=300, v2_change_rate=0.1,
+        note="memory studies: 300-frame MS3-style and AVSS-v2-style clips (S4 tree stays 5-frame)"),
+}
+
+
+@dataclass
+class Job:
+    subset: str
+    split: str
+    name: str
+    kind: str
+    num_frames: int
+    label: str = ""            # AVSS: v1s | v1m | v2
+    category: str | None = None
+    change_rate: float | None = None
+
+
+def _jobs(preset: Preset, seed: int) -> list[Job]:
+    jobs: list[Job] = []
+    order = np.random.default_rng([seed, 99]).permutation(CATEGORIES)  # balanced S4 categories, seed-shuffled
+    n_single = 0  # running count, so small presets still cycle through all categories across splits
+    for split in SPLITS:
+        for i in range(preset.s4.get(split, 0)):
+            cat = str(order[n_single % len(order)])
+            n_single += 1
+            jobs.append(Job("s4", split, f"s4-{split}-{i:04d}", "single", 5, category=cat))
+    for split in SPLITS:
+        rate = preset.v2_change_rate if preset.ms3_frames > 10 else None
+        for i in range(preset.ms3.get(split, 0)):
+            jobs.append(Job("ms3", split, f"ms3-{split}-{i:04d}", "multi", preset.ms3_frames, change_rate=rate))
+    for split in SPLITS:
+        for label, n in preset.avss.get(split, {}).items():
+            for i in range(n):
+                T = preset.v2_frames if label == "v2" else 5
+                kind = "single" if label == "v1s" else "multi"
+                cat = str(order[n_single % len(order)]) if kind == "single" else None
+                n_single += kind == "single"
+                rate = preset.v2_change_rate if label == "v2" else None
+                jobs.append(Job("avss", split, f"avss-{label}-{split}-{i:04d}", kind, T, label, cat, rate))
+    return jobs
+
+
+def _rng(seed: int, job: Job) -> np.random.Generator:
+    """Per-clip stream: a clip does not change when other clips are added or removed."""
+    key = [ord(c) for c in f"{job.subset}/{job.split}/{job.name}"]
+    return np.random.default_rng([seed, GENERATOR_VERSION, *key])
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """PASCAL VOC bit-interleaved colour map: uint8 [n,3]; 0 black, 1 (128,0,0), 2 (0,128,0), 3 (128,128,0) ..."""
+    pal = np.zeros((n, 3), np.uint8)
+    for j in range(n):
+        c, r, g, b = j, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= (c & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        pal[j] = (r, g, b)
+    return pal
+
+
+def class_names() -> list[str]:
+    """AVSS-style class list of the synthetic benchmark: index = class id, 0 = background."""
+    return ["background"] + list(CATEGORIES)
+
+
+@dataclass
+class Made:
+    plan: ClipPlan
+    frames: np.ndarray       # uint8 [T,S,S,3]
+    instances: np.ndarray    # int64 [T,S,S], 0 = background, i+1 = object i
+    waveform: np.ndarray     # float32 [T*16000]
+
+    def sounding_ids(self) -> list[list[int]]:
+        return self.plan.sounding_per_frame()
+
+    def binary_masks(self) -> np.ndarray:
+        out = np.zeros_like(self.instances)
+        for k, who in enumerate(self.sounding_ids()):
+            out[k] = np.isin(self.instances[k], [i + 1 for i in who])
+        return out
+
+    def semantic_masks(self) -> np.ndarray:
+        cls = np.array([0] + [class_names().index(o.category) for o in self.plan.objects], np.int64)
+        out = np.zeros_like(self.instances)
+        for k, who in enumerate(self.sounding_ids()):
+            keep = np.isin(self.instances[k], [i + 1 for i in who])
+            out[k] = np.where(keep, cls[self.instances[k]], 0)
+        return out
+
+    def meta(self) -> dict:
+        names = [o.category for o in self.plan.objects]
+        sounding = [sorted(names[i] for i in who) for who in self.sounding_ids()]
+        return {
+            "synthetic": True,
+            "sounding": sounding,
+            "categories_visible": sorted(names),
+            "conversions": [k for k in range(1, len(sounding)) if sounding[k] != sounding[k - 1]],
+            "events": [[round(t0, 4), round(t1, 4), sorted(names[i] for i in who)]
+                       for t0, t1, who in self.plan.events],
+            "num_frames": self.plan.num_frames,
+        }
+
+
+def make(job: Job, size: int, seed: int) -> Made:
+    """Plan, render and sonify one clip (no disk access)."""
+    rng = _rng(seed, job)
+    plan = plan_clip(job.kind, job.num_frames, rng, category=job.category, change_rate=job.change_rate)
+    frames, inst = render(plan, size, rng)
+    wave = mix(plan.duration, [(o.category, plan.spans(i)) for i, o in enumerate(plan.objects)], rng)
+    return Made(plan, frames, inst, wave)
+
+
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, compress_level=4)
+
+
+def _save_jpg(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, quality=92)
+
+
+def _save_wav(path: Path, wave: np.ndarray) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wave, SR, subtype="PCM_16")
+
+
+def _write_s4(root: Path, job: Job, m: Made) -> list:
+    cat = m.meta()["sounding"][0][0]
+    d = root / "s4_data"
+    masks = m.binary_masks()
+    for k in range(job.num_frames):
+        _save_png(d / "visual_frames" / job.split / cat / job.name / f"{job.name}_{k + 1}.png", m.frames[k])
+        if job.split != "train" or k == 0:  # S4 train: first frame annotated only
+            _save_png(d / "gt_masks" / job.split / cat / job.name / f"{job.name}_{k + 1}.png",
+                      (masks[k] * 255).astype(np.uint8))
+    _save_wav(d / "audio_wav" / job.split / cat / f"{job.name}.wav", m.waveform)
+    return [job.name, 0, cat, job.split]
+
+
+def _write_ms3(root: Path, job: Job, m: Made) -> list:
+    d = root / "ms3_data"
+    masks = m.binary_masks()
+    for k in range(job.num_frames):
+        _save_png(d / "visual_frames" / job.name / f"{job.name}.mp4_{k + 1}.png", m.frames[k])
+        _save_png(d / "gt_masks" / job.split / job.name / f"{job.name}_{k + 1}.png", (masks[k] * 255).astype(np.uint8))
+    _save_wav(d / "audio_wav" / job.split / f"{job.name}.wav", m.waveform)
+    return [job.name, job.split]
+
+
+def _write_avss(root: Path, job: Job, m: Made) -> list:
+    d = root / job.label / job.name
+    sem = m.semantic_masks()
+    pal = voc_palette()
+    n_masks = 1 if (job.label == "v1s" and job.split == "train") else job.num_frames
+    for k in range(job.num_frames):
+        _save_jpg(d / "frames" / f"{k}.jpg", m.frames[k])
+        if k < n_masks:
+            _save_png(d / "labels_semantic" / f"{k}.png", sem[k].astype(np.uint8))
+            _save_png(d / "labels_rgb" / f"{k}.png", pal[sem[k]])
+    _save_wav(d / "audio.wav", m.waveform)
+    a_obj = "_".join(sorted({c for frame in m.meta()["sounding"] for c in frame})) or "none"
+    return [job.name, job.name, 0, 0, a_obj, job.split, job.label]
+
+
+_WRITERS = {"s4": _write_s4, "ms3": _write_ms3, "avss": _write_avss}
+_CSV = {
+    "s4": ("s4_meta_data.csv", ["name", "start", "category", "split"]),
+    "ms3": ("ms3_meta_data.csv", ["video_id", "split"]),
+    "avss": ("metadata.csv", ["vid", "uid", "s_min", "s_sec", "a_obj", "split", "label"]),
+}
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    path.write_text(buf.getvalue())
+
+
+def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> Path:
+    """Write the benchmark for ``preset`` into ``out`` (created if needed) and return ``out``.
+
+    Writes in place; use :func:`ensure` for the cached, crash-safe copy under ``coprop.paths.data_dir()``.
+    """
+    from coprop.errors import ConfigError
+    from coprop.progress import progress
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown synthetic preset {preset!r}; choose one of {sorted(PRESETS)}")
+    p = PRESETS[preset]
+    out = Path(out)
+    jobs = _jobs(p, seed)
+    rows: dict[str, list] = {s: [] for s in SUBSET_DIRS}
+    metas: dict[str, dict] = {s: {} for s in SUBSET_DIRS}
+    t0 = time.perf_counter()
+    for job in progress(jobs, desc=f"synth {preset}", disable=not progress_bar, unit="clip"):
+        m = make(job, p.size, seed)
+        root = out / SUBSET_DIRS[job.subset]
+        rows[job.subset].append(_WRITERS[job.subset](root, job, m))
+        metas[job.subset][job.name] = {**m.meta(), "split": job.split, **({"label": job.label} if job.label else {})}
+    for subset, dirname in SUBSET_DIRS.items():
+        root = out / dirname
+        root.mkdir(parents=True, exist_ok=True)
+        fname, header = _CSV[subset]
+        _write_csv(root / fname, header, rows[subset])
+        (root / META).write_text(json.dumps(metas[subset], sort_keys=True) + "\n")
+    names = class_names()
+    (out / "AVSS" / "label2idx.json").write_text(json.dumps({n: i + 1 for i, n in enumerate(names)}, indent=1) + "\n")
+    counts = {s: {sp: sum(1 for j in jobs if j.subset == s and j.split == sp) for sp in SPLITS} for s in SUBSET_DIRS}
+    manifest = {
+        "generator": "coprop.data.synth", "version": GENERATOR_VERSION, "preset": preset, "seed": seed,
+        "size": p.size, "categories": list(CATEGORIES), "clips": counts,
+        "frames": sum(j.num_frames for j in jobs), "seconds": round(time.perf_counter() - t0, 2),
+        "synthetic": True, "note": p.note,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return out
+
+
+def _complete(root: Path, preset: str, seed: int) -> bool:
+    try:
+        m = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return m.get("version") == GENERATOR_VERSION and m.get("preset") == preset and m.get("seed") == seed
+
+
+def ensure(preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> Path:
+    """The benchmark under ``data_dir()/synthetic-<preset>-s<seed>``, generated on first use.
+
+    Generation goes to a temporary sibling folder that is renamed into place when complete, so a crash never
+    leaves a half tree, and two processes racing here both end up with the same finished copy.
+    """
+    from coprop.paths import data_dir
+
+    target = data_dir() / f"synthetic-{preset}-s{seed}"
+    if _complete(target, preset, seed):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        generate(tmp, preset, seed, progress_bar=progress_bar)
+        if target.exists() and not _complete(target, preset, seed):
+            stale = target.parent / f".{target.name}.stale-{os.getpid()}"
+            os.replace(target, stale)  # an older generator version or a foreign folder: move it aside
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not _complete(target, preset, seed):  # lost a race to a finished copy is fine; anything else isn't
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_root(data_root: str | Path | None, preset: str = "smoke", seed: int = 0) -> Path:
+    """``data_root`` when given (a real AVSBench tree), else the synthetic benchmark for ``preset``/``seed``."""
+    from coprop.errors import DataError
+
+    if data_root:
+        root = Path(data_root).expanduser()
+        if not root.exists():
+            raise DataError(root, "data_root does not exist",
+                            "point it at the AVSBench folder, or leave it empty for the synthetic benchmark")
+        return root
+    return ensure(preset, seed)
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """True when ``root`` (top folder or one subset folder) was written by this generator."""
+    root = Path(root)
+    return (root / MANIFEST).exists() or (root / META).exists() or (root.parent / MANIFEST).exists()
+
+
+def disk_size(root: str | Path) -> int:
+    return sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
+
+
+def summary(root: str | Path) -> str:
+    """Human-readable counts: clips per subset and split, frames, size on disk."""
+    root = Path(root)
+    m = json.loads((root / MANIFEST).read_text())
+    lines = [f"synthetic benchmark at {root} (preset {m['preset']}, seed {m['seed']}, {m['size']}x{m['size']} px)"]
+    for subset, dirname in SUBSET_DIRS.items():
+        c = m["clips"][subset]
+        mb = disk_size(root / dirname) / 1e6
+        lines.append(f"  {dirname:<15} " + "  ".join(f"{sp} {c[sp]:>3}" for sp in SPLITS) + f"   {mb:7.1f} MB")
+    lines.append(f"  {sum(sum(c.values()) for c in m['clips'].values())} clips, {m['frames']} frames, "
+                 f"{disk_size(root) / 1e6:.1f} MB on disk, generated in {m['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def cli(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="coprop synth", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="", help="output folder (default: data/synthetic-<preset>-s<seed>, reused "
+                                               "when already complete)")
+    ap.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    root = generate(a.out, a.preset, a.seed) if a.out else ensure(a.preset, a.seed)
+    print(summary(root))
+    print(f"  wall time {time.perf_counter() - t0:.1f} s")
+    return 0

@@ -1,0 +1,704 @@
+"""The model suite behind the ablations, and the tables computed from it (paper §4: Tables 1, 2a, 2b, 4, 5, 6;
+Fig. 3 alignment, Fig. 4 plug-and-play).
+
+A *suite* is one folder of trained models per training seed::
+
+    <run_dir>/seed0/main/   keyframe (all frames) + keyframe_ft (keyframe subset) + propagator (4 insert levels)
+                            + simultaneous baseline          -- coprop.train stage functions, one ModelConfig
+    <run_dir>/seed0/aip1/   propagator with audio insertion at the deepest level only  (Table 5 '1-layer')
+    <run_dir>/seed0/aot/    propagator without audio insertion = plain AOT              (Tables 2a, 5)
+    <run_dir>/seed0/text/   text-guided Keyframe Processor (a category label instead of audio, Table 4)
+
+``ensure_suite`` trains whatever is missing (finished stages are never retrained); ``Suite`` loads a seed's
+models; a ``Method`` names one way of segmenting a clip (baseline, or Co-Prop with a choice of keyframe
+model, control-point source and propagator); ``evaluate`` runs methods over the test clips and caches the
+predictions on disk; the ``table*`` functions turn evaluations into DataFrames with the paper's numbers beside.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from coprop.errors import ConfigError
+from coprop.progress import progress
+
+# Image size and data limits per suite preset; epochs come from coprop.train.PRESETS (same names).
+SUITES: dict[str, dict[str, Any]] = {
+    "smoke": dict(image_size=64, max_train_clips=None),
+    "demo": dict(image_size=96, max_train_clips=None),
+    "paper": dict(image_size=None, max_train_clips=None),   # None: the model config's own size (224)
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline")),
+    "aip1": dict(cfg=dict(audio_insert_levels=1), stages=("propagator",)),
+    "aot": dict(cfg=dict(audio_insert_levels=0), stages=("propagator",)),
+    "text": dict(cfg=dict(guidance="text"), stages=("keyframe", "keyframe_ft")),
+}
+NO_LLM = "no LLM configured"
+
+
+def parse_seeds(seeds: str | int | Sequence[int]) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]."""
+    if isinstance(seeds, int):
+        return [seeds]
+    if isinstance(seeds, str):
+        try:
+            out = [int(s) for s in seeds.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ConfigError(f"seeds {seeds!r}: expected comma-separated integers such as '0,1,2'") from None
+    else:
+        out = [int(s) for s in seeds]
+    if not out:
+        raise ConfigError("seeds is empty; give at least one, e.g. '0'")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+@dataclass
+class Data:
+    """Where the clips come from. ``seed`` is the synthetic benchmark's seed (the data), not a training seed."""
+
+    data_root: str = ""
+    synthetic_preset: str = "smoke"
+    subset: str = "ms3"
+    seed: int = 0
+
+    @property
+    def root(self) -> Path:
+        from coprop.data.synth import resolve_root
+
+        return resolve_root(self.data_root or None, self.synthetic_preset, self.seed)
+
+    @property
+    def synthetic(self) -> bool:
+        from coprop.data.synth import is_synthetic
+
+        return is_synthetic(self.root)
+
+    def split(self, split: str, limit: int | None = None) -> list:
+        from coprop.data import open_dataset
+
+        ds = open_dataset(self.root, self.subset, split)
+        n = len(ds) if limit is None or limit < 0 else min(limit, len(ds))
+        return [ds[i] for i in range(n)]
+
+    def key(self) -> str:
+        where = self.data_root or f"synthetic-{self.synthetic_preset}-s{self.seed}"
+        return f"{self.subset}-" + hashlib.sha1(where.encode()).hexdigest()[:8]
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+def suite_config(model_config: str, suite: str, variant: str, num_text_labels: int = 0):
+    from coprop.models.config import get_config
+
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}; choose one of {sorted(SUITES)}")
+    over = dict(VARIANTS[variant]["cfg"])
+    if SUITES[suite]["image_size"]:
+        over["image_size"] = SUITES[suite]["image_size"]
+    if variant == "text":
+        over["num_text_labels"] = max(1, num_text_labels)
+    return get_config(model_config, **over)
+
+
+def _finished(run: Path, stage: str) -> bool:
+    from coprop.train.run import CONFIG, WEIGHTS
+
+    if not (run / WEIGHTS[stage]).is_file() or not (run / CONFIG).is_file():
+        return False
+    return stage in json.loads((run / CONFIG).read_text()).get("stages", {})
+
+
+def frame_labels(clip) -> list[str] | None:
+    """Per-frame category text of a clip (what the text-guided model is told), as the learned detector names it."""
+    from coprop.controlpoints.detectors import _frame_labels
+
+    return _frame_labels(clip)
+
+
+def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "smoke", model_config: str = "tiny",
+                 variants: Iterable[str] = tuple(VARIANTS), device: str = "auto", echo: Callable = print) -> Path:
+    """Train every missing model of ``variants`` for training seed ``seed`` into ``run_dir/seed<seed>/``."""
+    from coprop import train as T
+    from coprop.train.data import FrameSamples, is_keyframe
+
+    base = Path(run_dir) / f"seed{seed}"
+    todo = [(v, s) for v in variants for s in VARIANTS[v]["stages"] if not _finished(base / v, s)]
+    if not todo:
+        return base
+    t_start = time.perf_counter()
+    train_clips = data.split("train", SUITES[suite]["max_train_clips"])
+    val_clips = data.split("val", 8)
+    vocab = sorted({lab for c in train_clips for lab in (frame_labels(c) or [])})
+    prepared: dict[int, Any] = {}
+    for variant, stage in todo:
+        cfg = suite_config(model_config, suite, variant, len(vocab))
+        if cfg.image_size not in prepared:
+            tr = T.prepare(train_clips, cfg.image_size, "preparing train clips")
+            va = T.prepare(val_clips, cfg.image_size, "preparing val clips")
+            va.mode, va.class_names = tr.mode, tr.class_names
+            prepared[cfg.image_size] = (tr, va)
+        tr, va = prepared[cfg.image_size]
+        p = T.stage_params(suite, stage, seed=seed, device=device)
+        out = base / variant
+        t0 = time.perf_counter()
+        echo(f"  training {variant}/{stage} (seed {seed}, suite {suite}) ...")
+        if variant == "text":
+            _train_text_keyframe(cfg, stage, train_clips, tr, va, out, p, vocab)
+        else:
+            fn = {"keyframe": T.train_keyframe, "keyframe_ft": T.finetune_keyframe,
+                  "propagator": T.train_propagator, "baseline": T.train_baseline}[stage]
+            fn(cfg, tr, va, out, params=p)
+        echo(f"  trained {variant}/{stage} in {time.perf_counter() - t0:.0f} s")
+    echo(f"suite seed {seed}: {len(todo)} model(s) trained in {time.perf_counter() - t_start:.0f} s -> {base}")
+    return base
+
+
+class _Labelled(torch.utils.data.Dataset):
+    """A FrameSamples dataset whose samples also carry the frame's category label id (text guidance)."""
+
+    def __init__(self, frames, labels: list[list[int]]):
+        self.frames, self.labels = frames, labels
+
+    def set_epoch(self, epoch: int) -> None:
+        self.frames.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int):
+        ci, t = self.frames.index[i]
+        return {**self.frames[i], "label": torch.tensor(self.labels[ci][t])}
+
+
+def _train_text_keyframe(cfg, stage: str, clips, prepared, val, out: Path, params, vocab: list[str]) -> None:
+    """The text-guided Keyframe Processor with coprop.train's loop (its stage functions feed no labels)."""
+    from coprop.train import checkpoint as ck
+    from coprop.train.data import FrameSamples, is_keyframe
+    from coprop.train.loop import fit, seed_everything
+    from coprop.train.run import WEIGHTS, build_model, record_stage
+    from coprop.train.tasks import KeyframeStep
+
+    if not vocab:
+        raise ConfigError("the text-guided variant needs per-frame category labels in the training clips "
+                          "(synthetic meta['sounding'] or meta['category'])")
+    labels = [[vocab.index(lab) for lab in (frame_labels(c) or ["silence"] * c.num_frames)] for c in clips]
+    frames = FrameSamples(prepared, seed=params.seed, select=is_keyframe if stage == "keyframe_ft" else None)
+    seed_everything(params.seed)
+    model = build_model("keyframe", cfg)
+    if stage == "keyframe_ft":
+        ck.load_weights(out / WEIGHTS["keyframe"], model)
+    t0 = time.perf_counter()
+    res = fit(KeyframeStep(model, cfg.num_classes), _Labelled(frames, labels), lambda net, b: net(b), params,
+              out, stage)
+    ck.save_weights(out / WEIGHTS[stage], model, {"stage": stage, "model": cfg.to_dict(), "final": res.last})
+    record_stage(out, cfg, stage, {"params": params.to_dict(), "num_samples": len(frames),
+                                   "wall_s": time.perf_counter() - t0, "vocab": vocab, "final": res.last})
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+class TextFromAudio(torch.nn.Module):
+    """The text-guided Keyframe Processor behind the keyframe-model interface: the frame's audio is first
+    classified into a category name (the learned detector's classifier, standing in for the LLM's step 2),
+    and that label, not the audio, guides the segmentation (paper Table 4)."""
+
+    def __init__(self, model, classifier, vocab: list[str]):
+        super().__init__()
+        self.model, self.classifier, self.vocab = model, classifier, vocab
+
+    def labels(self, audio: torch.Tensor) -> torch.Tensor:
+        from coprop.controlpoints import features as F
+
+        c = self.classifier
+        x = F.frame_features(audio.detach().cpu().numpy().reshape(-1, 96, 64))
+        with torch.no_grad():
+            idx = c.cat_net(torch.from_numpy((x - c.cat_mean) / c.cat_std).float()).argmax(-1).tolist()
+        names = [c.class_names[i] for i in idx]
+        return torch.tensor([self.vocab.index(n) if n in self.vocab else 0 for n in names], device=audio.device)
+
+    def forward(self, image, audio=None, text_labels=None):
+        return self.model(image, None, self.labels(audio) if text_labels is None else text_labels)
+
+
+@dataclass
+class Suite:
+    """The loaded models of one training seed."""
+
+    path: Path
+    seed: int
+    runs: dict[str, Any] = field(default_factory=dict)     # variant -> coprop.train.Run
+    sources: dict[str, Any] = field(default_factory=dict)  # fitted control-point sources
+
+    @classmethod
+    def load(cls, run_dir: str | Path, seed: int = 0, device: str = "cpu") -> "Suite":
+        from coprop.train import load_run
+
+        base = Path(run_dir) / f"seed{seed}"
+        s = cls(base, seed)
+        for v in VARIANTS:
+            if (base / v).is_dir():
+                s.runs[v] = load_run(base / v, device=device)
+        if "main" not in s.runs:
+            raise ConfigError(f"{base}: no trained suite here (train it with ensure_suite or `coprop demo`)")
+        return s
+
+    @property
+    def cfg(self):
+        return self.runs["main"].cfg
+
+    def keyframe_model(self, which: str):
+        main = self.runs["main"]
+        if which == "ft":
+            return main.require("keyframe_ft")
+        if which == "stage1":
+            return main.require("keyframe_stage1") if hasattr(main, "keyframe_stage1") and main.keyframe_stage1 \
+                is not None else main.models["keyframe"]
+        if which == "baseline":
+            from coprop.models.simultaneous import FramewiseBaseline
+
+            return FramewiseBaseline(main.require("baseline")).eval()
+        if which == "text":
+            run = self.runs.get("text")
+            if run is None:
+                raise ConfigError(f"{self.path}: the suite has no text-guided variant (train 'text')")
+            vocab = run.config["stages"]["keyframe"]["vocab"]
+            return TextFromAudio(run.require("keyframe"), self.sources["learned"], vocab).eval()
+        raise ConfigError(f"unknown keyframe model {which!r}")
+
+    def propagator(self, which: str):
+        return self.runs[{"l4": "main", "l1": "aip1", "l0": "aot"}[which]].require("propagator")
+
+    def stamp(self) -> str:
+        """Changes whenever a weight file changes: cached predictions of older weights are not reused."""
+        files = sorted(self.path.rglob("*.safetensors"))
+        return hashlib.sha1("".join(f"{f}:{f.stat().st_mtime_ns}" for f in files).encode()).hexdigest()[:10]
+
+
+def fit_sources(suite: Suite, train_clips: list, names: Iterable[str], llm: dict[str, str] | None = None,
+                echo: Callable = print) -> dict[str, Any]:
+    """Fit the control-point sources a set of methods needs; RCPG names ('rcpg:1-step', ...) need an LLM."""
+    from coprop.controlpoints.detectors import get_source
+
+    for name in names:
+        if name in suite.sources:
+            continue
+        if name.startswith("rcpg:"):
+            if not (llm or {}).get("backend"):
+                continue   # the table row says NO_LLM
+            kw = {"model_path": llm.get("model", "")} if llm["backend"] == "local" else \
+                {"base_url": llm.get("url", ""), "model": llm.get("model", "")}
+            src = get_source("rcpg", backend=llm["backend"], variant=name.split(":", 1)[1], **kw)
+        elif name == "learned":
+            src = get_source("learned", seed=suite.seed)
+        else:
+            src = get_source(name)
+        t0 = time.perf_counter()
+        suite.sources[name] = src.fit(train_clips)
+        echo(f"  control points: fitted {name} in {time.perf_counter() - t0:.1f} s")
+    return suite.sources
+
+
+# ------------------------------------------------------------------------------------------------ methods
+
+@dataclass(frozen=True)
+class Method:
+    """One way to segment a clip. kind 'baseline' = the simultaneous model; 'coprop' = control points from
+    ``source`` -> keyframes by ``keyframe`` ('ft' | 'stage1' | 'baseline' | 'text') -> ``propagator``
+    ('l4' | 'l1' | 'l0' audio-insert levels)."""
+
+    label: str
+    kind: str = "coprop"
+    keyframe: str = "ft"
+    source: str = "learned"
+    propagator: str = "l4"
+
+    @property
+    def key(self) -> str:
+        if self.kind == "baseline":
+            return "baseline"
+        return f"kf-{self.keyframe}_cp-{self.source.replace(':', '-')}_prop-{self.propagator}"
+
+
+BASELINE = Method("Simultaneous baseline", kind="baseline")
+COPROP = Method("Co-Prop")
+
+
+@dataclass
+class ClipResult:
+    name: str
+    logits: torch.Tensor              # [T,K,H,W] at the clip's size (binary: K=1)
+    control_points: list[int]         # what the method used (baseline: none -> all zeros after frame 0)
+    seconds: float
+
+
+def _predict(method: Method, suite: Suite, clip, cp: list[int] | None) -> torch.Tensor:
+    from coprop.models.common import prepare_audio, prepare_frames, resize_logits
+
+    cfg = suite.cfg
+    if method.kind == "baseline":
+        model = suite.runs["main"].require("baseline")
+        with torch.no_grad():
+            x = prepare_frames(clip.frames, cfg.image_size)[None]
+            a = prepare_audio(clip)[None]
+            out = model(x, a)[0].float()
+        return resize_logits(out, clip.size)
+    from coprop.pipeline import CoProp
+
+    pipe = CoProp(suite.keyframe_model(method.keyframe), suite.propagator(method.propagator),
+                  suite.sources.get(method.source), cfg)
+    with torch.no_grad():
+        pred = pipe.predict(clip, control_points=cp)
+    return torch.as_tensor(pred.logits).float()
+
+
+def _cache_file(cache: Path | None, method: Method, clip_name: str) -> Path | None:
+    return None if cache is None else cache / method.key / f"{clip_name}.pt"
+
+
+def run_method(method: Method, suite: Suite, clips: list, cache: Path | None = None,
+               control_points: dict[str, list[int]] | None = None) -> list[ClipResult]:
+    """Predict every clip (cached on disk under ``cache``/<method key>/ as float16 logits)."""
+    out = []
+    needs_cp = method.kind == "coprop"
+    if needs_cp and control_points is None:
+        src = suite.sources.get(method.source)
+        if src is None:
+            raise ConfigError(f"control-point source {method.source!r} is not fitted")
+        cps = src.predict_many(clips)
+        control_points = {c.name: list(map(int, cp)) for c, cp in zip(clips, cps)}
+    for clip in clips:
+        f = _cache_file(cache, method, clip.name)
+        if f is not None and f.is_file():
+            d = torch.load(f, weights_only=True)
+            out.append(ClipResult(clip.name, d["logits"].float(), d["cp"].tolist(), float(d["seconds"])))
+            continue
+        cp = control_points[clip.name] if needs_cp else [1] + [0] * (clip.num_frames - 1)
+        t0 = time.perf_counter()
+        logits = _predict(method, suite, clip, cp if needs_cp else None)
+        res = ClipResult(clip.name, logits, cp, time.perf_counter() - t0)
+        if f is not None:
+            from coprop.io import atomic_path
+
+            f.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(f) as tmp:
+                torch.save({"logits": logits.half(), "cp": torch.tensor(cp), "seconds": res.seconds}, tmp)
+        out.append(res)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+def score(results: list[ClipResult], clips: list, frames: str = "all", k: int = 1, tau: float = 0.5,
+          num_classes: int | None = None) -> dict[str, float]:
+    """J and F (AVSBench-exact) and Alignment Rates (all / within ±k of a GT conversion / far from one), all
+    from coprop.metrics.Evaluator, over ``frames``: 'all', 'key' (the frames the method made control points,
+    segmented by the keyframe model) or 'normal' (the propagated frames)."""
+    from coprop.metrics import Evaluator
+
+    mode = clips[0].mode
+    ev = Evaluator(mode, k=k, tau=tau, num_classes=num_classes if mode == "semantic" else None)
+    used = 0
+    for r, c in zip(results, clips):
+        avail = np.asarray(c.gt_available, bool).copy()
+        cp = np.asarray(r.control_points, bool)
+        if frames == "key":
+            avail &= cp
+        elif frames == "normal":
+            avail &= ~cp
+        if not avail.any():
+            continue
+        used += int(avail.sum())
+        try:
+            ev.add(c.name, r.logits, torch.as_tensor(c.masks), avail)
+        except Exception as e:  # noqa: BLE001 - one bad clip is reported, the rest still count
+            ev.add_error(c.name, e)
+    res = ev.result()
+    if res["bad"]:
+        raise ConfigError(f"scoring failed on {len(res['bad'])} clip(s): {res['bad'][0]}")
+    nan = float("nan")
+    return {"J": float(res.get("J", nan)) if used else nan, "F": float(res.get("F", nan)) if used else nan,
+            "AR all": float(res["alignment_all"]), "AR near": float(res["alignment_near"]),
+            "AR far": float(res["alignment_far"]), "frames": used, "frames near": int(res["n_near"]),
+            "frames far": int(res["n_far"])}
+
+
+def per_frame_j(result: ClipResult, clip) -> np.ndarray:
+    """[T] Jaccard per frame (NaN where the frame has no GT); binary clips only, NaN for semantic."""
+    from coprop.metrics import binary_jaccard
+
+    out = np.full(clip.num_frames, np.nan)
+    if clip.mode != "binary" or clip.masks is None:
+        return out
+    j = binary_jaccard(result.logits[:, 0], torch.as_tensor(clip.masks)).numpy()
+    avail = np.asarray(clip.gt_available, bool)
+    out[avail] = j[avail]
+    return out
+
+
+def aligned_frames(result: ClipResult, clip, tau: float = 0.5) -> list[bool | None]:
+    """Per frame: does the prediction segment the GT sounding object(s)? (None where there is no GT)."""
+    from coprop.metrics import alignment_rate
+    from coprop.viz import logits_to_masks
+
+    return alignment_rate(logits_to_masks(result.logits), clip.masks, clip.mode, tau=tau,
+                          gt_available=clip.gt_available)["per_frame"]
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+DATASET_OF = {"s4": "S4", "ms3": "M3", "avss": "AVSS"}
+
+
+@dataclass
+class Evaluation:
+    """Predictions of many methods on the same test clips, for one or more training seeds."""
+
+    data: Data
+    clips: list
+    seeds: list[int]
+    suites: dict[int, Suite]
+    results: dict[int, dict[str, list[ClipResult]]] = field(default_factory=dict)
+    llm: dict[str, str] = field(default_factory=dict)
+    cache: Path | None = None
+    k: int = 1
+
+    @property
+    def has_llm(self) -> bool:
+        return bool(self.llm.get("backend"))
+
+    @property
+    def data_label(self) -> str:
+        kind = f"synthetic {self.data.subset.upper()}-style ({self.data.synthetic_preset})" if self.data.synthetic \
+            else f"AVSBench {self.data.subset.upper()}"
+        return f"{kind}, test split, {len(self.clips)} clips"
+
+    def available(self, m: Method) -> bool:
+        return not (m.source.startswith("rcpg:") and not self.has_llm)
+
+    def run(self, methods: Iterable[Method], echo: Callable = print) -> "Evaluation":
+        methods = [m for m in methods if self.available(m)]
+        for seed in self.seeds:
+            suite = self.suites[seed]
+            fit_sources(suite, self.data.split("train"), {m.source for m in methods if m.kind == "coprop"},
+                        self.llm, echo)
+            store = self.results.setdefault(seed, {})
+            cache = None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{suite.stamp()}"
+            for m in progress(methods, desc=f"methods (seed {seed})", unit="method"):
+                if m.key in store:
+                    continue
+                t0 = time.perf_counter()
+                store[m.key] = run_method(m, suite, self.clips, cache)
+                echo(f"  {m.label}: {len(self.clips)} clips in {time.perf_counter() - t0:.1f} s")
+        return self
+
+    def scores(self, m: Method, frames: str = "all") -> dict[str, float]:
+        """Mean and std over seeds of J, F (in %) and Alignment Rates (in %)."""
+        per_seed = [score(self.results[s][m.key], self.clips, frames, self.k,
+                          num_classes=self.suites[s].cfg.num_classes) for s in self.seeds]
+        out: dict[str, float] = {}
+        for key in ("J", "F", "AR all", "AR near", "AR far"):
+            vals = np.array([100.0 * d[key] for d in per_seed], float)
+            out[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+            out[f"{key} std"] = float(np.nanstd(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else float("nan")
+        out["frames"] = per_seed[0]["frames"]
+        out["frames near"] = per_seed[0]["frames near"]
+        return out
+
+    def control_points(self, m: Method, seed: int | None = None) -> dict[str, list[int]]:
+        seed = self.seeds[0] if seed is None else seed
+        return {r.name: r.control_points for r in self.results[seed][m.key]}
+
+    def seconds_per_frame(self, m: Method) -> float:
+        res = [r for s in self.seeds for r in self.results[s][m.key]]
+        return sum(r.seconds for r in res) / max(1, sum(c.num_frames for c in self.clips) * len(self.seeds))
+
+
+def evaluation(run_dir: str | Path, data: Data, seeds: Sequence[int], max_clips: int = -1,
+               llm: dict[str, str] | None = None, k: int = 1, device: str = "cpu",
+               clip_filter: Callable | None = None) -> Evaluation:
+    """Load the suites of ``seeds`` (already trained) and the test clips; predictions are cached in the run folder."""
+    clips = data.split("test")
+    if clip_filter is not None:
+        clips = [c for c in clips if clip_filter(c)]
+    if max_clips is not None and max_clips >= 0:
+        clips = clips[:max_clips]
+    if not clips:
+        raise ConfigError(f"no test clips to evaluate in {data.root} ({data.subset})")
+    suites = {s: Suite.load(run_dir, s, device) for s in seeds}
+    return Evaluation(data, clips, list(seeds), suites, llm=dict(llm or {}), cache=Path(run_dir) / "predictions",
+                      k=k)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+def _row(ev: Evaluation, m: Method, label: str | None = None, frames: str = "all", **extra) -> dict[str, Any]:
+    row: dict[str, Any] = {"method": label or m.label}
+    row.update(extra)
+    if not ev.available(m):
+        row.update({"ours: J %": None, "ours: J std": None, "ours: F %": None, "ours: F std": None,
+                    "note": NO_LLM})
+        return row
+    s = ev.scores(m, frames)
+    row.update({"ours: J %": s["J"], "ours: J std": s["J std"], "ours: F %": s["F"], "ours: F std": s["F std"],
+                "frames": s["frames"]})
+    return row
+
+
+def _finish(rows: list[dict], ev: Evaluation, table: str, row_map: dict[str, str]) -> pd.DataFrame:
+    from coprop.paper_numbers import beside
+
+    df = pd.DataFrame(rows)
+    df.insert(1, "our data", ev.data_label)
+    df["seeds"] = ",".join(map(str, ev.seeds))
+    return beside(df, table, row_map, datasets=(DATASET_OF[ev.data.subset],))
+
+
+def rcpg_stand_in(ev: Evaluation) -> Method:
+    """The RCPG row's method: the LLM pipeline when one is configured, else the offline learned detector."""
+    return replace(COPROP, source="rcpg:3-step+retrieval" if ev.has_llm else "learned")
+
+
+def table1_methods(ev: Evaluation) -> list[Method]:
+    return [BASELINE, rcpg_stand_in(ev), replace(rcpg_stand_in(ev), label="Co-Prop (baseline as keyframe model)",
+                                                  keyframe="baseline")]
+
+
+def table1(ev: Evaluation) -> pd.DataFrame:
+    """Table 1 / Fig. 4: the simultaneous baseline, Co-Prop, and Co-Prop with the baseline as keyframe model."""
+    m = table1_methods(ev)
+    rows = [_row(ev, m[0], "Simultaneous baseline (TPAVI/AVSegFormer-style)"),
+            _row(ev, m[1], "Co-Prop", **{"control points": m[1].source}),
+            _row(ev, m[2], "Co-Prop (baseline as keyframe model)", **{"control points": m[2].source})]
+    return _finish(rows, ev, "1", {"Co-Prop": "Co-Prop (ours)"})
+
+
+def table2a_methods(ev: Evaluation) -> list[tuple[str, Method]]:
+    src = rcpg_stand_in(ev).source
+    return [("KPF- RCPG- AIP-", Method("KPF- RCPG- AIP-", keyframe="stage1", source="cosine", propagator="l0")),
+            ("KPF+ RCPG- AIP-", Method("KPF+ RCPG- AIP-", keyframe="ft", source="cosine", propagator="l0")),
+            ("KPF+ RCPG+ AIP-", Method("KPF+ RCPG+ AIP-", keyframe="ft", source=src, propagator="l0")),
+            ("KPF+ RCPG+ AIP+", Method("KPF+ RCPG+ AIP+", keyframe="ft", source=src, propagator="l4"))]
+
+
+def table2a(ev: Evaluation) -> pd.DataFrame:
+    """Table 2a: keyframe fine-tuning (KPF), control points (RCPG vs cosine), audio insertion (AIP vs AOT)."""
+    rows = []
+    for label, m in table2a_methods(ev):
+        rows.append(_row(ev, m, label, KPF="finetuned" if m.keyframe == "ft" else "all frames only",
+                         **{"control points": m.source, "propagator": _PROP_NAMES[m.propagator]}))
+    return _finish(rows, ev, "2a", {r: r for r, _ in table2a_methods(ev)})
+
+
+_PROP_NAMES = {"l0": "AOT (no audio insertion)", "l1": "AIP 1 level", "l4": "AIP 4 levels"}
+
+
+def table2b_methods() -> list[tuple[str, Method, str]]:
+    return [("Cosine", replace(COPROP, label="Cosine", source="cosine"), "Cosine"),
+            ("1-step", replace(COPROP, label="1-step", source="rcpg:1-step"), "1-step"),
+            ("3-step", replace(COPROP, label="3-step", source="rcpg:3-step"), "3-step"),
+            ("RCPG (3-step + retrieval)", replace(COPROP, label="RCPG", source="rcpg:3-step+retrieval"), "RCPG"),
+            ("Learned detector (offline)", replace(COPROP, label="Learned", source="learned"), ""),
+            ("GT control points (oracle)", replace(COPROP, label="GT", source="gt"), "")]
+
+
+def table2b(ev: Evaluation) -> pd.DataFrame:
+    """Table 2b: control-point sources, all with the fine-tuned Keyframe Processor and the 4-level AIP.
+    Boundary F1 (±0 frames) of each source against the GT control points is reported beside J and F."""
+    from coprop.controlpoints.detectors import GTSource
+
+    gt = {c.name: GTSource()(c) for c in ev.clips}
+    rows = []
+    for label, m, _ in table2b_methods():
+        row = _row(ev, m, label, **{"control points": m.source})
+        if ev.available(m):
+            row["CP boundary F1"] = _boundary_f1(ev.control_points(m), gt)
+        rows.append(row)
+    return _finish(rows, ev, "2b", {label: paper for label, _, paper in table2b_methods() if paper})
+
+
+def _boundary_f1(pred: dict[str, list[int]], gt: dict[str, list[int]]) -> float:
+    """Pooled precision/recall of control points after frame 0 (exact frame), as F1."""
+    tp = fp = fn = 0
+    for name, p in pred.items():
+        g = gt[name]
+        for t in range(1, len(g)):
+            tp += int(p[t] and g[t])
+            fp += int(p[t] and not g[t])
+            fn += int(g[t] and not p[t])
+    return 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else float("nan")
+
+
+def table4_methods(ev: Evaluation) -> list[Method]:
+    main = rcpg_stand_in(ev)
+    return [main, replace(main, label="Text-guided", keyframe="text")]
+
+
+def table4(ev: Evaluation) -> pd.DataFrame:
+    """Table 4: keyframes guided by the frame's audio vs by a category label predicted from that audio."""
+    a, t = table4_methods(ev)
+    rows = [_row(ev, a, "Co-Prop", guidance="audio"),
+            _row(ev, t, "Text-guided", guidance="category label predicted from the audio")]
+    return _finish(rows, ev, "4", {"Co-Prop": "Co-Prop", "Text-guided": "Text-guided"})
+
+
+def table5_methods(ev: Evaluation) -> list[tuple[str, Method]]:
+    main = rcpg_stand_in(ev)
+    return [("AOT", replace(main, label="AOT", propagator="l0")),
+            ("1-layer", replace(main, label="1-layer", propagator="l1")),
+            ("4-layer", replace(main, label="4-layer", propagator="l4"))]
+
+
+def table5(ev: Evaluation) -> pd.DataFrame:
+    """Table 5: audio insertion at no level (AOT), the deepest level, all four levels."""
+    rows = [_row(ev, m, label, propagator=_PROP_NAMES[m.propagator],
+                 **{"s/frame": ev.seconds_per_frame(m)}) for label, m in table5_methods(ev)]
+    return _finish(rows, ev, "5", {r: r for r, _ in table5_methods(ev)})
+
+
+def table6(ev: Evaluation) -> pd.DataFrame:
+    """Table 6 (paper A.3): Co-Prop on all frames, on its keyframes (control points) and on propagated frames."""
+    m = rcpg_stand_in(ev)
+    rows = [_row(ev, m, "All Frames", "all"), _row(ev, m, "Key Frames", "key"),
+            _row(ev, m, "Normal Frames", "normal")]
+    return _finish(rows, ev, "6", {r: r for r in ("All Frames", "Key Frames", "Normal Frames")})
+
+
+def all_methods(ev: Evaluation) -> list[Method]:
+    ms = table1_methods(ev) + [m for _, m in table2a_methods(ev)] + [m for _, m, _ in table2b_methods()] \
+        + table4_methods(ev) + [m for _, m in table5_methods(ev)]
+    seen, out = set(), []
+    for m in ms:
+        if m.key not in seen:
+            seen.add(m.key)
+            out.append(m)
+    return out
+
+
+def alignment_methods() -> list[Method]:
+    """Fig. 3: the baseline, Co-Prop (learned / RCPG control points) and Co-Prop with GT control points."""
+    return [BASELINE, COPROP, replace(COPROP, label="Co-Prop + GT control points", source="gt")]
+
+
+def alignment_table(ev: Evaluation, methods: Sequence[Method]) -> pd.DataFrame:
+    rows = []
+    for m in methods:
+        if not ev.available(m):
+            continue
+        s = ev.scores(m)
+        rows.append({"method": m.label, "our data": ev.data_label, f"AR all %": s["AR all"],
+                     "AR all std": s["AR all std"], f"AR within ±{ev.k} of a conversion %": s["AR near"],
+                     f"AR near std": s["AR near std"], f"AR farther %": s["AR far"], "AR far std": s["AR far std"],
+                     "frames": s["frames"], "frames near": s["frames near"], "J %": s["J"],
+                     "seeds": ",".join(map(str, ev.seeds))})
+    return pd.DataFrame(rows)

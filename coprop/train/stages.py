@@ -1,0 +1,216 @@
+"""The training stages of Co-Prop (paper 3.3, 4.2) and the baseline, each writing into one run folder.
+
+    train_keyframe      Keyframe Processor on every annotated frame
+    finetune_keyframe   the same model on the keyframe subset (frames where GT control points are 1)
+    train_propagator    Audio-Insert Propagator: GT keyframe mask, propagate, loss on following annotated frames
+    train_baseline      simultaneous baseline on whole clips
+    train_all           all four on one dataset with a preset (smoke / demo / paper)
+
+``train_clips``/``val_clips`` are Sequences of Clip (``coprop.data.open_dataset``) or lists of
+PreparedClip (from ``prepare_clips``; pass them to share the decoding between stages).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from torch import nn
+
+from coprop.errors import ConfigError
+from coprop.models.config import ModelConfig, get_config
+from coprop.train import tasks
+from coprop.train.checkpoint import load_weights, save_weights
+from coprop.train.data import (ClipSamples, FrameSamples, PreparedClip, PropagationSamples, is_keyframe,
+                               prepare_clips)
+from coprop.train.loop import FitResult, TrainParams, fit, seed_everything
+from coprop.train.run import WEIGHTS, build_model, is_main_process, record_stage
+
+
+@dataclass
+class StageResult:
+    stage: str
+    model: nn.Module
+    weights: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0               # whole stage: data preparation, training, validation, saving
+    train_time_s: float = 0.0         # optimizer steps only (summed over resumes)
+    samples_per_s: float = float("nan")
+    num_samples: int = 0              # training samples per epoch
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+@dataclass
+class DataInfo:
+    mode: str
+    num_classes: int
+    description: dict[str, Any]
+
+
+def data_info(clips: Sequence) -> DataInfo:
+    """Binary or semantic, and the class count, from a dataset (or its first clip)."""
+    mode = getattr(clips, "mode", None)
+    if mode is None:
+        first = clips[0]
+        mode = first.mode if hasattr(first, "mode") else ("semantic" if first.masks.max() > 1 else "binary")
+    names = getattr(clips, "class_names", None)
+    num_classes = 1 if mode == "binary" else (len(names) if names else 71)
+    desc = {"mode": mode, "num_classes": num_classes}
+    for attr in ("subset", "split"):
+        if hasattr(clips, attr):
+            desc[attr] = getattr(clips, attr)
+    if hasattr(clips, "root"):
+        desc["root"] = str(clips.root)
+    return DataInfo(mode, num_classes, desc)
+
+
+class _Prepared(list):
+    """A list of PreparedClip that remembers the mode of the dataset it came from."""
+
+    mode: str = "binary"
+    class_names: list[str] | None = None
+
+
+def prepare(clips: Sequence, image_size: int, desc: str = "preparing clips") -> _Prepared:
+    """Decode and resize once; the result can be passed to every stage."""
+    if isinstance(clips, _Prepared):
+        return clips
+    info = data_info(clips)
+    out = _Prepared(prepare_clips(clips, image_size, desc))
+    out.mode, out.class_names = info.mode, getattr(clips, "class_names", None)
+    for attr in ("subset", "split", "root"):
+        if hasattr(clips, attr):
+            setattr(out, attr, getattr(clips, attr))
+    return out
+
+
+def _setup(cfg: ModelConfig | str, train_clips: Sequence, val_clips: Sequence | None):
+    cfg = get_config(cfg)
+    info = data_info(train_clips)
+    if cfg.num_classes != info.num_classes:
+        cfg = cfg.replace(num_classes=info.num_classes)
+    train = prepare(train_clips, cfg.image_size, "preparing train clips")
+    val = prepare(val_clips, cfg.image_size, "preparing val clips") if val_clips is not None and len(val_clips) else None
+    if train and train[0].frames.shape[1] != cfg.image_size:
+        raise ConfigError(f"prepared clips are {train[0].frames.shape[1]} px but the config wants {cfg.image_size}")
+    return cfg, info, train, val
+
+
+def _params(params: TrainParams | None, epochs: int | None, overrides: dict[str, Any]) -> TrainParams:
+    p = params or TrainParams()
+    if epochs is not None:
+        overrides = {**overrides, "epochs": epochs}
+    return p.replace(**overrides) if overrides else p
+
+
+def _finish(stage: str, run_dir: Path, cfg: ModelConfig, info: DataInfo, p: TrainParams, res: FitResult,
+            model: nn.Module, t0: float, n: int, extra: dict[str, Any] | None = None) -> StageResult:
+    path = run_dir / WEIGHTS[stage]
+    wall = time.perf_counter() - t0
+    summary = {"params": p.to_dict(), "num_samples": n, "wall_s": wall, "train_time_s": res.train_time_s,
+               "samples_per_s": res.samples_per_s, "final": res.last, **(extra or {})}
+    if is_main_process():
+        save_weights(path, model, {"stage": stage, "model": cfg.to_dict(), "final": res.last})
+        record_stage(run_dir, cfg, stage, summary, info.description)
+    return StageResult(stage, model, path, res.history, wall, res.train_time_s, res.samples_per_s, n)
+
+
+def train_keyframe(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), val_clips: Sequence | None = None,
+                   run_dir: str | Path = "runs/keyframe", epochs: int | None = None,
+                   params: TrainParams | None = None, **overrides) -> StageResult:
+    """Stage 1: the Keyframe Processor on every annotated frame of ``train_clips``."""
+    return _train_frames("keyframe", cfg, train_clips, val_clips, run_dir, epochs, params, overrides)
+
+
+def finetune_keyframe(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (),
+                      val_clips: Sequence | None = None, run_dir: str | Path = "runs/keyframe",
+                      epochs: int | None = None, params: TrainParams | None = None,
+                      init: str | Path | nn.Module | None = None, **overrides) -> StageResult:
+    """Stage 1b: continue from ``init`` (default: the run's keyframe.safetensors) on the keyframe subset."""
+    return _train_frames("keyframe_ft", cfg, train_clips, val_clips, run_dir, epochs, params, overrides,
+                         init=init if init is not None else Path(run_dir) / WEIGHTS["keyframe"])
+
+
+def _train_frames(stage, cfg, train_clips, val_clips, run_dir, epochs, params, overrides, init=None):
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    p = _params(params, epochs, overrides)
+    cfg, info, train, val = _setup(cfg, train_clips, val_clips)
+    select = is_keyframe if stage == "keyframe_ft" else None
+    dataset = FrameSamples(train, seed=p.seed, select=select)
+    seed_everything(p.seed)
+    model = _model("keyframe", cfg)
+    if isinstance(init, nn.Module):
+        model.load_state_dict(init.state_dict())
+    elif init is not None:
+        load_weights(init, model)
+    step = tasks.KeyframeStep(model, cfg.num_classes)
+    evaluate = (lambda m: tasks.evaluate_keyframe(m.model, val, info.mode, cfg.num_classes)) if val else None
+    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, stage, evaluate=evaluate)
+    return _finish(stage, run_dir, cfg, info, p, res, model, t0, len(dataset),
+                   {"init": str(init) if init is not None and not isinstance(init, nn.Module) else None})
+
+
+def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (),
+                     val_clips: Sequence | None = None, run_dir: str | Path = "runs/propagator",
+                     epochs: int | None = None, params: TrainParams | None = None, window: int | None = None,
+                     within_segment: bool = True, **overrides) -> StageResult:
+    """Stage 2: propagate a GT keyframe mask over the following frames (``window`` frames, default the
+    shortest clip), loss on the annotated ones of the same segment."""
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    p = _params(params, epochs, overrides)
+    cfg, info, train, val = _setup(cfg, train_clips, val_clips)
+    dataset = PropagationSamples(train, info.mode, window=window, seed=p.seed, max_objects=cfg.max_objects,
+                                 within_segment=within_segment)
+    if len(dataset) == 0:
+        raise ConfigError("no training clip has an annotated frame after a keyframe within its segment "
+                          "(S4's train split annotates frame 0 only): train the propagator on MS3 or AVSS")
+    seed_everything(p.seed)
+    model = _model("propagator", cfg)
+    step = tasks.PropagatorStep(model, info.mode)
+    evaluate = (lambda m: tasks.evaluate_propagator(m.model, val, info.mode, cfg.num_classes, cfg.max_objects)) \
+        if val else None
+    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "propagator", evaluate=evaluate)
+    return _finish("propagator", run_dir, cfg, info, p, res, model, t0, len(dataset),
+                   {"window": dataset.window, "within_segment": within_segment})
+
+
+def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), val_clips: Sequence | None = None,
+                   run_dir: str | Path = "runs/baseline", epochs: int | None = None,
+                   params: TrainParams | None = None, window: int | None = None, **overrides) -> StageResult:
+    """The simultaneous baseline on whole clips (windows of ``window`` frames, default the shortest clip)."""
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    p = _params(params, epochs, overrides)
+    cfg, info, train, val = _setup(cfg, train_clips, val_clips)
+    dataset = ClipSamples(train, window=window, seed=p.seed)
+    seed_everything(p.seed)
+    model = _model("baseline", cfg)
+    step = tasks.BaselineStep(model, cfg.num_classes)
+    evaluate = (lambda m: tasks.evaluate_baseline(m.model, val, info.mode, cfg.num_classes)) if val else None
+    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "baseline", evaluate=evaluate)
+    return _finish("baseline", run_dir, cfg, info, p, res, model, t0, len(dataset), {"window": dataset.window})
+
+
+def _model(stage: str, cfg: ModelConfig) -> nn.Module:
+    return _pretrained(stage, cfg) if getattr(cfg, "pretrained", False) else build_model(stage, cfg)
+
+
+def _pretrained(stage: str, cfg: ModelConfig) -> nn.Module:
+    """Initial weights from the local pretrained files the config names (missing file: WeightsError)."""
+    if stage == "keyframe":
+        from coprop.models.keyframe import KeyframeProcessor
+
+        return KeyframeProcessor(cfg)
+    if stage == "baseline":
+        from coprop.models.simultaneous import SimultaneousBaseline
+
+        return SimultaneousBaseline(cfg)
+    from coprop.models.propagator import AudioInsertPropagator
+
+    return AudioInsertPropagator(cfg)

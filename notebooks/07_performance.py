@@ -1,0 +1,99 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 — Performance: memory vs clip length, and throughput
+#
+# The paper's claim: decoding all frames of a clip at once (the simultaneous baseline) needs memory that
+# grows with the clip, while Co-Prop's frame-by-frame propagation with a bounded memory bank does not.
+# This notebook plots what `benchmarks/memory_vs_length.py` and `benchmarks/throughput.py` measured.
+#
+# * Give `memory_csv` / `throughput_csv` to plot committed results (e.g. `reports/performance/*.csv`).
+# * Left empty, the notebook runs both benchmarks itself at the tiny size set below (smoke mode); each case
+#   runs in its own process, so the numbers are real but tiny and noisy on a shared CPU.
+#
+# Models carry random weights: speed and memory do not depend on weight values; nothing here measures accuracy.
+
+# %%
+import matplotlib
+
+matplotlib.use("Agg")
+
+from pathlib import Path
+
+from coprop import perf
+from coprop.reports import RunOutput
+
+# %% tags=["parameters"]
+data_root: str = ""                      # unused here (benchmarks feed random frames); kept for the runner
+synthetic_preset: str = "smoke"          # unused here; kept for the runner
+output_dir: str = "reports/_scratch/07_performance"  # where tables, figures and metrics.json go
+seed: int = 0                            # random seed of the benchmark inputs and weights
+memory_csv: str = ""                     # a memory_vs_length CSV to plot; empty = run the benchmark below
+throughput_csv: str = ""                 # a throughput CSV to plot; empty = run the benchmark below
+bench_device: str = "cpu"                # device of a benchmark run from here: cpu, cuda, auto
+bench_config: str = "tiny"               # model config(s) of a benchmark run from here, comma-separated
+bench_lengths: str = "2,4"               # clip lengths T of the memory benchmark run from here
+bench_size: int = 64                     # input size (px) of the benchmark run from here
+bench_components: str = "keyframe,propagator_step,pipeline"  # throughput components run from here
+bench_min_seconds: float = 0.2           # time each throughput case at least this long
+
+# %%
+out = RunOutput(output_dir, synthetic=True)
+bench_dir = Path(output_dir) / "benchmark"
+if memory_csv:
+    memory_path = Path(memory_csv)
+else:
+    memory_path = perf.run_benchmark(
+        "memory_vs_length", ["--config", bench_config, "--lengths", bench_lengths, "--size", bench_size,
+                             "--device", bench_device, "--seed", seed], bench_dir)
+if throughput_csv:
+    throughput_path = Path(throughput_csv)
+else:
+    throughput_path = perf.run_benchmark(
+        "throughput", ["--configs", bench_config, "--components", bench_components, "--batches", "1",
+                       "--dtypes", "fp32", "--size", bench_size, "--clip-len", 4, "--segment-len", 2,
+                       "--min-seconds", bench_min_seconds, "--device", bench_device, "--seed", seed], bench_dir)
+memory = perf.load_results(memory_path, "memory_vs_length")
+throughput = perf.load_results(throughput_path, "throughput")
+print(f"memory results: {memory_path}\nthroughput results: {throughput_path}")
+
+# %% [markdown]
+# ## Memory vs clip length
+# Log-log. Crosses mark cases that ran out of memory or were predicted to pass the memory cap (drawn at the cap).
+
+# %%
+fig = perf.plot_memory_vs_length(memory)
+out.figure(fig, "memory_vs_length")
+out.table(memory, "memory_vs_length", caption=f"Peak memory and ms/frame vs T, from {memory_path.name}")
+memory[["config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status"]]
+
+# %%
+memory_targets = perf.load_targets(memory_path)
+out.table(memory_targets, "memory_targets", caption="Memory targets")
+memory_targets
+
+# %% [markdown]
+# ## Throughput
+
+# %%
+fig = perf.plot_throughput(throughput)
+out.figure(fig, "throughput")
+out.table(throughput, "throughput", caption=f"Frames per second, from {throughput_path.name}")
+throughput[["config", "component", "dtype", "batch", "fps", "unit", "status"]]
+
+# %%
+throughput_targets = perf.load_targets(throughput_path)
+out.table(throughput_targets, "throughput_targets", caption="Throughput targets")
+out.metrics(memory_csv=str(memory_path), throughput_csv=str(throughput_path),
+            memory_cases_ok=int((memory["status"] == "ok").sum()),
+            throughput_cases_ok=int((throughput["status"] == "ok").sum()),
+            device=str(memory["device"].iloc[0]))
+throughput_targets

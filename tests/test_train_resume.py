@@ -1,0 +1,89 @@
+"""Exact resume: a run interrupted mid-epoch and resumed ends with bit-identical weights and metrics."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from coprop.errors import ConfigError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_toy import run_toy, weights  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The toy model is far too small for intra-op threads; on a shared 2-core box they only contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+_TIMING = ("time_s", "samples_per_s")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _stop_at(step):
+    def hook(global_step):
+        if global_step == step:
+            raise Interrupted
+
+    return hook
+
+
+def _untimed(history):
+    return [{k: v for k, v in row.items() if k not in _TIMING} for row in history]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    res = run_toy(tmp_path_factory.mktemp("ref"))
+    return weights(res.model), res.history
+
+
+@pytest.mark.parametrize("stop", [3, 7, 12])   # mid-epoch 1, just after a mid-epoch checkpoint, end of epoch 2
+def test_interrupted_run_resumes_bit_identical(tmp_path, reference, stop):
+    ref_w, ref_hist = reference
+    with pytest.raises(Interrupted):
+        run_toy(tmp_path, on_step_end=_stop_at(stop))
+    res = run_toy(tmp_path)
+    assert res.resumed_from is not None and "step-" in res.resumed_from
+    w = weights(res.model)
+    assert all(torch.equal(w[k], ref_w[k]) for k in ref_w), "weights differ from the uninterrupted run"
+    assert _untimed(res.history) == _untimed(ref_hist)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("stage,epoch,loss") and len(rows) == 1 + 3
+
+
+def test_twice_interrupted_run_still_exact(tmp_path, reference):
+    ref_w, _ = reference
+    for stop in (5, 11):
+        with pytest.raises(Interrupted):
+            run_toy(tmp_path, on_step_end=_stop_at(stop))
+    w = weights(run_toy(tmp_path).model)
+    assert all(torch.equal(w[k], ref_w[k]) for k in ref_w)
+
+
+def test_finished_stage_returns_its_weights_without_training(tmp_path, reference):
+    ref_w, _ = reference
+    run_toy(tmp_path)
+    steps = []
+    res = run_toy(tmp_path, on_step_end=steps.append)
+    assert steps == [] and res.resumed_from is not None
+    w = weights(res.model)
+    assert all(torch.equal(w[k], ref_w[k]) for k in ref_w)
+
+
+def test_no_resume_starts_over_and_mismatched_checkpoint_is_refused(tmp_path):
+    with pytest.raises(Interrupted):
+        run_toy(tmp_path, on_step_end=_stop_at(3))
+    steps = []
+    run_toy(tmp_path, resume=False, on_step_end=steps.append, evaluate=False)
+    assert steps[0] == 1
+    with pytest.raises(ConfigError, match="different run.*--no-resume"):
+        run_toy(tmp_path, batch_size=3)
