@@ -208,27 +208,19 @@ def _train_text_keyframe(cfg, stage: str, clips, prepared, val, out: Path, param
 
 # ------------------------------------------------------------------------------------------------ models
 
-class TextFromAudio(torch.nn.Module):
-    """The text-guided Keyframe Processor behind the keyframe-model interface: the frame's audio is first
-    classified into a category name (the learned detector's classifier, standing in for the LLM's step 2),
-    and that label, not the audio, guides the segmentation (paper Table 4)."""
+def text_labeler(classifier, vocab: list[str]) -> Callable:
+    """``labeler(clip, start, end) -> label id`` for the text-guided keyframe model: the keyframe's audio is
+    classified into a category name (the learned detector's classifier, standing in for the LLM's step 2), and
+    that name, not the audio, guides the segmentation (paper Table 4)."""
+    cache: dict[str, list[str]] = {}
 
-    def __init__(self, model, classifier, vocab: list[str]):
-        super().__init__()
-        self.model, self.classifier, self.vocab = model, classifier, vocab
+    def label(clip, start: int, end: int) -> int:
+        if clip.name not in cache:
+            cache[clip.name] = classifier.categories(clip)
+        name = cache[clip.name][start]
+        return vocab.index(name) if name in vocab else vocab.index("silence") if "silence" in vocab else 0
 
-    def labels(self, audio: torch.Tensor) -> torch.Tensor:
-        from coprop.controlpoints import features as F
-
-        c = self.classifier
-        x = F.frame_features(audio.detach().cpu().numpy().reshape(-1, 96, 64))
-        with torch.no_grad():
-            idx = c.cat_net(torch.from_numpy((x - c.cat_mean) / c.cat_std).float()).argmax(-1).tolist()
-        names = [c.class_names[i] for i in idx]
-        return torch.tensor([self.vocab.index(n) if n in self.vocab else 0 for n in names], device=audio.device)
-
-    def forward(self, image, audio=None, text_labels=None):
-        return self.model(image, None, self.labels(audio) if text_labels is None else text_labels)
+    return label
 
 
 @dataclass
@@ -262,19 +254,27 @@ class Suite:
         if which == "ft":
             return main.require("keyframe_ft")
         if which == "stage1":
-            return main.require("keyframe_stage1") if hasattr(main, "keyframe_stage1") and main.keyframe_stage1 \
-                is not None else main.models["keyframe"]
+            if main.keyframe_stage1 is None:
+                raise ConfigError(f"{main.path}: no stage-1 keyframe model (keyframe.safetensors)")
+            return main.keyframe_stage1
         if which == "baseline":
-            from coprop.models.simultaneous import FramewiseBaseline
-
-            return FramewiseBaseline(main.require("baseline")).eval()
+            return main.require("baseline")   # clip-level: CoProp gives it the whole segment
         if which == "text":
-            run = self.runs.get("text")
-            if run is None:
-                raise ConfigError(f"{self.path}: the suite has no text-guided variant (train 'text')")
-            vocab = run.config["stages"]["keyframe"]["vocab"]
-            return TextFromAudio(run.require("keyframe"), self.sources["learned"], vocab).eval()
+            return self._text_run().require("keyframe")
         raise ConfigError(f"unknown keyframe model {which!r}")
+
+    def _text_run(self):
+        run = self.runs.get("text")
+        if run is None:
+            raise ConfigError(f"{self.path}: the suite has no text-guided variant (train 'text')")
+        return run
+
+    def labeler(self, which: str):
+        if which != "text":
+            return None
+        if "learned" not in self.sources:
+            raise ConfigError("the text-guided variant needs the fitted 'learned' source (its category classifier)")
+        return text_labeler(self.sources["learned"], self._text_run().config["stages"]["keyframe"]["vocab"])
 
     def propagator(self, which: str):
         return self.runs[{"l4": "main", "l1": "aip1", "l0": "aot"}[which]].require("propagator")
@@ -356,7 +356,7 @@ def _predict(method: Method, suite: Suite, clip, cp: list[int] | None) -> torch.
     from coprop.pipeline import CoProp
 
     pipe = CoProp(suite.keyframe_model(method.keyframe), suite.propagator(method.propagator),
-                  suite.sources.get(method.source), cfg)
+                  suite.sources.get(method.source), cfg, labeler=suite.labeler(method.keyframe))
     with torch.no_grad():
         pred = pipe.predict(clip, control_points=cp)
     return torch.as_tensor(pred.logits).float()
@@ -490,8 +490,9 @@ class Evaluation:
         methods = [m for m in methods if self.available(m)]
         for seed in self.seeds:
             suite = self.suites[seed]
-            fit_sources(suite, self.data.split("train"), {m.source for m in methods if m.kind == "coprop"},
-                        self.llm, echo)
+            needed = {m.source for m in methods if m.kind == "coprop"}
+            needed |= {"learned"} if any(m.keyframe == "text" for m in methods) else set()
+            fit_sources(suite, self.data.split("train"), sorted(needed), self.llm, echo)
             store = self.results.setdefault(seed, {})
             cache = None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{suite.stamp()}"
             for m in progress(methods, desc=f"methods (seed {seed})", unit="method"):

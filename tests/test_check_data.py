@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from avsbench_tree import H, W, box_mask, build_tree, palette_rgb, tone, write_csv, write_png, write_wav
+from avsbench_tree import box_mask, build_tree, palette_rgb, tone, write_csv, write_png, write_wav
 
 from coprop.cli import main as coprop_main
 from coprop.data.check import Problem, check_dataset, cli

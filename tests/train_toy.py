@@ -72,7 +72,7 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def run_toy(out_dir, epochs=3, batch_size=4, checkpoint_every=2, seed=0, resume=True, on_step_end=None,
-            step_sleep=0.0, evaluate=True):
+            step_sleep=0.0, evaluate=True, max_steps_per_epoch=None):
     """Build, train and return (FitResult). Used in-process and from subprocess scripts."""
     import time
 
@@ -87,7 +87,8 @@ def run_toy(out_dir, epochs=3, batch_size=4, checkpoint_every=2, seed=0, resume=
         return toy_loss(m, b)
 
     p = TrainParams(epochs=epochs, batch_size=batch_size, lr=3e-3, checkpoint_every=checkpoint_every, seed=seed,
-                    resume=resume, scheduler="cosine", warmup_steps=2)
+                    resume=resume, scheduler="cosine", warmup_steps=2,
+                    max_steps_per_epoch=max_steps_per_epoch)
     return fit(model, ToyData(seed=seed), loss_fn, p, out_dir, "toy", evaluate=toy_eval if evaluate else None,
                on_step_end=on_step_end)
 

@@ -133,23 +133,66 @@ def clip_categories(clip, area_floor: float = AREA_FLOOR) -> int:
     return int(sum(clip_control_points(clip, area_floor=area_floor)))
 
 
+def frame_labels(clip, class_names: Sequence[str] | None = None, area_floor: float = AREA_FLOOR) -> list[str | None]:
+    """What sounds in each frame, as text: synthetic ``meta['sounding']`` names joined by '+', else the class
+    names of a semantic mask, else 'sounding' / 'silence' from a binary mask; 'silence' when nothing sounds and
+    None for a frame without GT (and no synthetic truth)."""
+    if "sounding" in clip.meta:
+        return ["+".join(sorted(s)) or "silence" for s in clip.meta["sounding"]]
+    out: list[str | None] = []
+    for t in range(clip.num_frames):
+        if clip.masks is None or not clip.gt_available[t]:
+            out.append(None)
+        elif clip.mode == "semantic":
+            ids = sorted(class_set(clip.masks[t], area_floor))
+            names = [class_names[i] if class_names is not None and i < len(class_names) else str(i) for i in ids]
+            out.append("+".join(names) or "silence")
+        else:
+            out.append("sounding" if (np.asarray(clip.masks[t]) > 0).sum() > area_floor * clip.masks[t].size
+                       else "silence")
+    return out
+
+
+def clip_records(clips: Iterable, source: str = "masks", iou_threshold: float = IOU_THRESHOLD,
+                 area_floor: float = AREA_FLOOR, class_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One light record per clip (clips are decoded one at a time, so a whole AVSBench split fits):
+    name, frames, control_points (GT rule), categories (:func:`clip_categories`), change (a control point
+    after frame 0), labels (:func:`frame_labels`) and, for synthetic clips, control_points_meta (exact truth).
+    """
+    if class_names is None:
+        class_names = getattr(clips, "class_names", None)
+    out = []
+    for clip in clips:
+        cp = clip_control_points(clip, source, iou_threshold, area_floor)
+        rec = {"clip": clip.name, "frames": clip.num_frames, "control_points": cp,
+               "categories": clip_categories(clip, area_floor), "change": any(cp[1:]),
+               "labels": frame_labels(clip, class_names, area_floor)}
+        if "sounding" in clip.meta:
+            rec["control_points_meta"] = control_points_from_sounding(clip.meta["sounding"])
+        out.append(rec)
+    return out
+
+
+def table3_from_records(records: dict[str, list[dict[str, Any]]]):
+    """Table 3 (Videos, Avg.Cate, Category Changes %) from :func:`clip_records` output, one row per name."""
+    import pandas as pd
+
+    rows = []
+    for name, recs in records.items():
+        n = len(recs)
+        rows.append({"Dataset": name, "Videos": n,
+                     "Avg.Cate": float(np.mean([r["categories"] for r in recs])) if n else float("nan"),
+                     "Category Changes (%)": 100.0 * float(np.mean([r["change"] for r in recs])) if n
+                     else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def table3_stats(datasets: dict[str, Iterable], source: str = "masks", area_floor: float = AREA_FLOOR):
     """Paper Table 3 for each named set of clips: Videos, Avg.Cate (mean distinct sounding categories per
     video, see :func:`clip_categories`) and Category Changes (% of videos with a control point after frame 0).
     """
-    import pandas as pd
-
-    rows = []
-    for name, clips in datasets.items():
-        cats, changes = [], []
-        for clip in clips:
-            cats.append(clip_categories(clip, area_floor))
-            changes.append(any(clip_control_points(clip, source, area_floor=area_floor)[1:]))
-        n = len(cats)
-        rows.append({"Dataset": name, "Videos": n,
-                     "Avg.Cate": float(np.mean(cats)) if n else float("nan"),
-                     "Category Changes (%)": 100.0 * float(np.mean(changes)) if n else float("nan")})
-    return pd.DataFrame(rows)
+    return table3_from_records({name: clip_records(clips, source, area_floor=area_floor)
+                                for name, clips in datasets.items()})
 
 
 def segment_lengths(control_points: Sequence[int]) -> list[int]:

@@ -188,7 +188,7 @@ class LearnedSource(ControlPointSource):
             loss = loss_fn(net(x), y)
             loss.backward()
             opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def fit(self, train_clips: Iterable[Clip]) -> "LearnedSource":
         import torch

@@ -104,8 +104,9 @@ def resample_audio(wav: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE, zero_
     """Band-limited resampling by a Kaiser-windowed sinc (bandwidth-limited interpolation).
 
     Output sample n sits at input time n * sr_in / sr_out; the low-pass cutoff is ``rolloff`` times the lower
-    Nyquist frequency, so downsampling removes what would alias. The rational ratio makes the filter phases
-    repeat, so a bank of ``sr_out/gcd`` phase filters is built once and applied by gathering.
+    Nyquist frequency, so downsampling removes what would alias. With the ratio reduced to up/down, every
+    ``down`` input samples yield ``up`` outputs through the same filter phases, so the whole job is one
+    matrix product: [blocks, input window] @ [input window, up].
     """
     wav = np.asarray(wav, dtype=np.float64)
     if sr_in == sr_out or len(wav) == 0:
@@ -116,20 +117,25 @@ def resample_audio(wav: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE, zero_
     half = int(math.ceil(zero_crossings / cutoff))   # taps on each side, in input samples
     n_out = int(math.ceil(len(wav) * up / down))
     phases = np.arange(up)
-    frac = (phases * down % up) / up                 # fractional input position of each phase
-    offs = np.arange(-half + 1, half + 1)            # taps relative to floor(position)
+    start = phases * down // up                      # floor of each phase's input position within a block
+    frac = phases * down / up - start
+    offs = np.arange(-half + 1, half + 1)
     dist = offs[None, :] - frac[:, None]             # [up, taps]
     window = np.i0(beta * np.sqrt(np.clip(1.0 - (dist / (half + 1)) ** 2, 0.0, None))) / np.i0(beta)
-    bank = cutoff * np.sinc(cutoff * dist) * window  # [up, taps]
-    padded = np.concatenate([np.zeros(half), wav, np.zeros(half + 1)])
-    out = np.empty(n_out)
-    step = 1 << 13
-    for s in range(0, n_out, step):
-        n = np.arange(s, min(s + step, n_out))
-        base = n * down // up                        # floor of the input position
-        idx = base[:, None] + offs[None, :] + half   # into `padded`
-        out[s:s + len(n)] = np.einsum("nt,nt->n", padded[idx], bank[n % up])
-    return out
+    bank = cutoff * np.sinc(cutoff * dist) * window
+    width = down + 2 * half                          # input samples one block of outputs reads
+    mat = np.zeros((width, up))
+    cols = start[:, None] + offs[None, :] + half     # column of each tap within the block's window
+    mat[cols, phases[:, None]] = bank
+    blocks = -(-n_out // up)
+    padded = np.zeros((blocks - 1) * down + width)
+    padded[half: half + len(wav)] = wav[: len(padded) - half]
+    view = np.lib.stride_tricks.sliding_window_view(padded, width)[::down][:blocks]
+    out = np.empty((blocks, up))
+    step = 4096
+    for s in range(0, blocks, step):
+        out[s:s + step] = view[s:s + step] @ mat
+    return out.reshape(-1)[:n_out]
 
 
 # ---------------------------------------------------------------------------------------------- log-mel

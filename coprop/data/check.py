@@ -76,7 +76,7 @@ def check_subset(root: Path, subset: str, splits: Sequence[str] | None, show_pro
     for name, n in Counter(ds.names).items():
         if n > 1:
             problems.append(Problem(str(csv_path), f"clip {name!r} is listed {n} times", "remove the duplicate rows"))
-    for i in progress(keep, desc=f"check {subset}", disable=not show_progress):
+    for i in progress(keep, desc=f"check {subset}", disable=not show_progress, unit="clip"):
         problems += check_clip(ds, i)
     return problems
 

@@ -45,8 +45,8 @@ def read_video(path: str | Path, fps: float = 1.0, max_seconds: float | None = N
     path = Path(path)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    frames, times, targets, video_fps = _read_frames(path, fps, max_seconds)
-    wav, audio_sr = _read_audio(path, max_seconds=max_seconds)
+    frames, times, targets, video_fps, t0 = _read_frames(path, fps, max_seconds)
+    wav, audio_sr = _read_audio(path, t0, max_seconds=max_seconds)
     meta = {"name": path.stem, "subset": "video", "split": "", "category": "", "mode": "binary",
             "source": str(path), "fps": float(fps), "video_fps": video_fps, "audio_sr": audio_sr,
             "target_times": targets.tolist()}
@@ -109,11 +109,11 @@ def _read_frames(path: Path, fps: float, max_seconds: float | None):
     frames = [f for f, _ in picked]
     times = np.array([t for _, t in picked], dtype=np.float64)
     targets = np.array([target(k) for k in range(len(picked))], dtype=np.float64)
-    return frames, times, targets, video_fps
+    return frames, times, targets, video_fps, t0
 
 
-def _read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Whole soundtrack -> float32 mono 16 kHz, aligned so that sample 0 is the first video frame."""
+def _read_audio(path: Path, v0: float, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Whole soundtrack -> float32 mono 16 kHz, aligned so that sample 0 is at ``v0``, the first video frame."""
     import av
 
     container = _open(path)
@@ -121,8 +121,6 @@ def _read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarra
         if not container.streams.audio:
             raise DataError(path, "has no audio track", _AUDIO_HINT)
         astream = container.streams.audio[0]
-        vstream = container.streams.video[0] if container.streams.video else None
-        v0 = float(vstream.start_time * vstream.time_base) if vstream is not None and vstream.start_time is not None else 0.0
         sr = int(astream.rate or astream.codec_context.sample_rate)
         adur = float(astream.duration * astream.time_base) if astream.duration else None
         to_float = av.AudioResampler(format="fltp", layout=None, rate=None)

@@ -28,7 +28,7 @@ import numpy as np
 from coprop.data.synth_scene import CATEGORIES, ClipPlan, plan_clip, render
 from coprop.data.synth_sound import SR, mix
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SUBSET_DIRS = {"s4": "Single-source", "ms3": "Multi-sources", "avss": "AVSS"}
 SPLITS = ("train", "val", "test")
 MANIFEST = "synthetic.json"

@@ -68,14 +68,16 @@ class ClipPlan:
 def _new_object(category: str, rng: np.random.Generator) -> SceneObject:
     _, rgb, _, (hx, hy) = LOOKS[category]
     s = rng.uniform(0.85, 1.15)
-    speed, angle = rng.uniform(0.03, 0.12), rng.uniform(0, 2 * np.pi)
+    # slow drift (<= 5 % of the frame per second): consecutive masks of one object keep IoU > 0.5, so the
+    # binary GT rule sees a change only when the sounding object changes
+    speed, angle = rng.uniform(0.01, 0.05), rng.uniform(0, 2 * np.pi)
     return SceneObject(
         category=category,
         color=np.clip(np.asarray(rgb, np.float32) + rng.uniform(-12, 12, 3), 0, 255).astype(np.float32),
         half=(hx * s * rng.uniform(0.92, 1.08), hy * s * rng.uniform(0.92, 1.08)),
         start=rng.uniform(0.25, 0.75, 2),
         velocity=np.array([np.cos(angle), np.sin(angle)]) * speed,
-        wobble=np.array([rng.uniform(0.0, 0.02), rng.uniform(0.2, 0.6), rng.uniform(0, 2 * np.pi)]),
+        wobble=np.array([rng.uniform(0.0, 0.01), rng.uniform(0.1, 0.3), rng.uniform(0, 2 * np.pi)]),
     )
 
 

@@ -53,13 +53,10 @@ def normalise(frames_uint8: np.ndarray) -> torch.Tensor:
 
 
 def gt_control_points(clip: Clip) -> list[int]:
-    """Control points from GT masks where every frame is annotated; else every annotated frame starts a segment."""
-    T = clip.num_frames
-    if clip.masks is None or not bool(np.all(clip.gt_available)):
-        return [1] + [int(g) for g in clip.gt_available[1:]] if clip.gt_available is not None else [1] + [0] * (T - 1)
-    from coprop.controlpoints.annotate import control_points_from_masks
+    """GT control points (the rule of coprop.controlpoints.annotate, as its keyframe_subset uses them)."""
+    from coprop.controlpoints.annotate import clip_control_points
 
-    return [int(c) for c in control_points_from_masks(clip.masks, clip.mode)]
+    return [int(c) for c in clip_control_points(clip)]
 
 
 def prepare_clip(clip: Clip, size: int) -> PreparedClip:

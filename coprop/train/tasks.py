@@ -85,15 +85,8 @@ def _evaluator(mode: str, num_classes: int):
 
 
 def _summary(result: dict) -> dict[str, float]:
-    """The headline numbers of an Evaluator result (J/mIoU and F)."""
-    keys = {"J": ("J", "miou", "mIoU"), "F": ("F", "f", "fscore")}
-    out = {}
-    for name, candidates in keys.items():
-        for c in candidates:
-            if c in result and np.isscalar(result[c]):
-                out[name] = float(result[c])
-                break
-    return out
+    """The headline numbers of an Evaluator result: J (mIoU for AVSS), F and the Alignment Rate."""
+    return {"J": float(result["J"]), "F": float(result["F"]), "alignment": float(result["alignment_all"])}
 
 
 def _device(model: nn.Module) -> torch.device:
