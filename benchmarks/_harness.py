@@ -224,7 +224,7 @@ def _worker(argv: Sequence[str]) -> int:
         mod_name, fn_name = a.target.split(":")
         fn: Callable[..., dict] = getattr(importlib.import_module(mod_name), fn_name)
         measured = fn(probe, **json.loads(a.kwargs))
-        result = {"status": OK, **measured}
+        result = {"status": OK, **measured, "threads": torch.get_num_threads()}
     except BaseException as e:  # noqa: BLE001 - every failure becomes a row, none escapes
         if is_oom_error(e):
             result = {"status": OOM, "note": _short(e)}
@@ -293,6 +293,45 @@ def run_isolated(target: str, kwargs: dict[str, Any], *, device: str = "cpu", me
             return {"status": OOM, "peak_mem_mb": round(rss_peak_kb / 1024, 1), "note": "killed by SIGKILL"}
         sys.stderr.write(f"[bench] {target} {kwargs} crashed (rc={proc.returncode}):\n{tail}\n")
         return {"status": ERROR, "note": f"worker exited with {proc.returncode}: {' '.join(tail.split())[-200:]}"}
+
+
+def run_in_process(target: str, kwargs: dict[str, Any], *, device: str = "cpu") -> dict[str, Any]:
+    """Run a case in this interpreter: no memory cap, peaks include what earlier cases left behind.
+
+    For smoke runs (notebook, tests) where starting torch once per case would cost more than the case.
+    """
+    import torch
+
+    probe = Probe(device, None)
+    t0 = time.monotonic()
+    try:
+        mod_name, fn_name = target.split(":")
+        row = {"status": OK, **getattr(importlib.import_module(mod_name), fn_name)(probe, **kwargs),
+               "threads": torch.get_num_threads()}
+    except Exception as e:  # noqa: BLE001 - a failing case is a row, as in the isolated path
+        row = {"status": OOM if is_oom_error(e) else ERROR, "note": f"{type(e).__name__}: {_short(e)}"}
+        if row["status"] == ERROR:
+            sys.stderr.write(f"[bench] {target} {kwargs} failed:\n{traceback.format_exc()}\n")
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    row.setdefault("peak_mem_mb", round(probe.peak_mb(), 1))
+    if probe.base_mb is not None:
+        row.setdefault("base_mb", round(probe.base_mb, 1))
+    row.setdefault("case_wall_s", round(time.monotonic() - t0, 1))
+    return row
+
+
+def run_case(target: str, kwargs: dict[str, Any], *, isolate: bool = True, device: str = "cpu",
+             mem_cap_mb: float | None = None, timeout_s: float = 600.0, threads: int = 0) -> dict[str, Any]:
+    if isolate:
+        return run_isolated(target, kwargs, device=device, mem_cap_mb=mem_cap_mb, timeout_s=timeout_s,
+                            threads=threads)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return run_in_process(target, kwargs, device=device)
 
 
 # --------------------------------------------------------------------------------------------- prediction
@@ -384,6 +423,8 @@ def common_args(ap: argparse.ArgumentParser, default_cap_mb: float = 6144.0) -> 
                     help="where the CSV and Markdown tables go")
     ap.add_argument("--tag", default="", help="extra text in the output filenames")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-isolate", action="store_true",
+                    help="run every case in this process (smoke runs: no memory cap, peaks less clean)")
 
 
 def default_cap(device: str, cap: float | None, default_cpu_mb: float = 6144.0) -> float | None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _harness as H  # noqa: E402
 
 COLUMNS = ["device", "config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status",
-           "work_mem_mb", "base_mb", "dtype", "segment_len", "mem_cap_mb", "load_avg", "torch", "note"]
+           "work_mem_mb", "base_mb", "dtype", "segment_len", "mem_cap_mb", "threads", "load_avg", "torch", "note"]
 METHODS = {"baseline": "benchmarks._cases:baseline_memory_case", "coprop": "benchmarks._cases:coprop_memory_case"}
 
 
@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                     if method == "coprop":
                         kwargs["segment_len"] = args.segment_len
                     load = H.load_average()
-                    res = H.run_isolated(METHODS[method], kwargs, device=device, mem_cap_mb=cap,
-                                         timeout_s=args.timeout, threads=args.threads)
+                    res = H.run_case(METHODS[method], kwargs, device=device, mem_cap_mb=cap,
+                                         timeout_s=args.timeout, threads=args.threads,
+                                         isolate=not args.no_isolate)
                     row = {**base, **res, "load_avg": load}
                     if row["status"] == H.OK:
                         row["work_mem_mb"] = round(row["peak_mem_mb"] - row["base_mb"], 1)
@@ -149,6 +150,8 @@ def main(argv=None) -> int:
              + ("CUDA peak allocated (weights included)." if device.startswith("cuda") else
                 "process peak RSS (VmHWM, interpreter + torch + weights included); work_mem_mb = peak minus the "
                 "RSS before the measured run."),
+             "Each case ran " + ("in this process (smoke run: no cap, peaks include earlier cases' leftovers)."
+                                 if args.no_isolate else "in a fresh process."),
              "Statuses: ok; OOM = allocation failed or killed at the cap; over-cap = not started because the "
              "line through the smaller T predicts a peak over the cap; skipped = predicted over the timeout."]
     H.write_table(rows, COLUMNS, stem, title="Peak memory and time per frame vs clip length", notes=notes,

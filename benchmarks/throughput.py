@@ -6,9 +6,11 @@
 Components (each case in a fresh process, random weights):
   keyframe          Keyframe Processor forward, frames/s
   propagator_step   one Audio-Insert Propagator step with a full memory bank (steady state), frames/s
-  pipeline          Co-Prop streaming: keyframe model on control points (every ``--segment-len`` frames) plus
-                    one propagator step on every other frame, over ``--clip-len``-frame clips; B videos in
-                    lockstep; frames/s counts every frame of every video
+  pipeline          Co-Prop's streaming API (coprop.pipeline.CoProp.stream().push): uint8 frame in, logits out;
+                    keyframe model on control points (every ``--segment-len`` frames), one propagator step on
+                    every other frame, over ``--clip-len``-frame clips; B > 1 = B streams pushed round-robin
+                    (the API serves one video per stream); frames/s counts every frame of every video
+  pipeline_batched  the same work with B videos batched through the models in lockstep (shared control points)
   train_keyframe    keyframe training step (forward + loss + backward + AdamW), frames/s
   train_propagator  propagator training step on 5-frame clips (forward_train + loss + backward + AdamW), clips/s
 bf16 means ``torch.autocast(dtype=torch.bfloat16)`` and runs on GPU only; on CPU it is recorded as skipped.
@@ -25,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _harness as H  # noqa: E402
 
 COLUMNS = ["device", "config", "component", "dtype", "batch", "size", "fps", "unit", "status", "iters",
-           "peak_mem_mb", "load_avg", "torch", "note"]
+           "peak_mem_mb", "threads", "load_avg", "torch", "note"]
 COMPONENTS = {
     "keyframe": ("benchmarks._cases:keyframe_throughput_case", "frames/s"),
     "propagator_step": ("benchmarks._cases:step_throughput_case", "frames/s"),
     "pipeline": ("benchmarks._cases:pipeline_throughput_case", "frames/s"),
+    "pipeline_batched": ("benchmarks._cases:pipeline_lockstep_throughput_case", "frames/s"),
     "train_keyframe": ("benchmarks._cases:keyframe_train_case", "frames/s"),
     "train_propagator": ("benchmarks._cases:propagator_train_case", "clips/s"),
 }
@@ -72,13 +75,14 @@ def run(args: argparse.Namespace) -> list[dict]:
                     else:
                         kwargs = {"config": config, "batch": batch, "dtype": dtype, "seed": args.seed,
                                   "size": args.size or None, "min_seconds": args.min_seconds}
-                        if comp == "pipeline":
+                        if comp.startswith("pipeline"):
                             kwargs.update(clip_len=args.clip_len, segment_len=args.segment_len)
                         load = H.load_average()
-                        res = H.run_isolated(target, kwargs, device=device, mem_cap_mb=cap,
-                                             timeout_s=args.timeout, threads=args.threads)
+                        res = H.run_case(target, kwargs, device=device, mem_cap_mb=cap,
+                                             timeout_s=args.timeout, threads=args.threads,
+                                             isolate=not args.no_isolate)
                         row = {**base, **res, "load_avg": load}
-                        if comp == "pipeline" and row["status"] == H.OK:
+                        if comp.startswith("pipeline") and row["status"] == H.OK:
                             row["note"] = (f"{args.clip_len}-frame clips, control point every "
                                            f"{args.segment_len} frames")
                     rows.append(row)
@@ -131,6 +135,7 @@ def main(argv=None) -> int:
     tgt = targets(rows, device)
     stem = Path(args.out_dir) / f"throughput_{H.device_slug(device)}{'_' + args.tag if args.tag else ''}"
     notes = [H.RANDOM_WEIGHTS_NOTE, f"Device: {H.device_name(device)}.",
+             "Each case ran " + ("in this process (smoke run)." if args.no_isolate else "in a fresh process."),
              "fps counts frames of all B videos (train_propagator: clips of 5 frames). peak_mem_mb: "
              + ("CUDA peak allocated." if device.startswith("cuda") else "process peak RSS.")]
     H.write_table(rows, COLUMNS, stem, title="Throughput", notes=notes,

@@ -61,6 +61,20 @@ def parse_seeds(seeds: str | int | Sequence[int]) -> list[int]:
     return out
 
 
+def resolve_path(path: str | Path) -> Path:
+    """Relative paths are taken from the repository root (nbval runs kernels in notebooks/, papermill in root)."""
+    from coprop.paths import repo_root
+
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else repo_root() / p
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 # ------------------------------------------------------------------------------------------------ data
 
 @dataclass
@@ -132,7 +146,13 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
     from coprop import train as T
     from coprop.train.data import FrameSamples, is_keyframe
 
-    base = Path(run_dir) / f"seed{seed}"
+    base = resolve_path(run_dir) / f"seed{seed}"
+    info = {"data_root": data.data_root, "synthetic_preset": data.synthetic_preset, "subset": data.subset,
+            "data_seed": data.seed, "suite": suite, "model_config": model_config, "seed": seed}
+    if not (base / "suite.json").is_file():
+        from coprop.io import write_json
+
+        write_json(base / "suite.json", info)   # what infer needs to refit the control-point detector
     todo = [(v, s) for v in variants for s in VARIANTS[v]["stages"] if not _finished(base / v, s)]
     if not todo:
         return base
@@ -149,7 +169,7 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
             va.mode, va.class_names = tr.mode, tr.class_names
             prepared[cfg.image_size] = (tr, va)
         tr, va = prepared[cfg.image_size]
-        p = T.stage_params(suite, stage, seed=seed, device=device)
+        p = T.stage_params(suite, stage, seed=seed, device=pick_device(device))
         out = base / variant
         t0 = time.perf_counter()
         echo(f"  training {variant}/{stage} (seed {seed}, suite {suite}) ...")
@@ -236,7 +256,7 @@ class Suite:
     def load(cls, run_dir: str | Path, seed: int = 0, device: str = "cpu") -> "Suite":
         from coprop.train import load_run
 
-        base = Path(run_dir) / f"seed{seed}"
+        base = resolve_path(run_dir) / f"seed{seed}"
         s = cls(base, seed)
         for v in VARIANTS:
             if (base / v).is_dir():
@@ -285,17 +305,36 @@ class Suite:
         return hashlib.sha1("".join(f"{f}:{f.stat().st_mtime_ns}" for f in files).encode()).hexdigest()[:10]
 
 
-def fit_sources(suite: Suite, train_clips: list, names: Iterable[str], llm: dict[str, str] | None = None,
-                echo: Callable = print) -> dict[str, Any]:
-    """Fit the control-point sources a set of methods needs; RCPG names ('rcpg:1-step', ...) need an LLM."""
-    from coprop.controlpoints.detectors import get_source
+def _source_file(suite_dir: Path, name: str, data: Data) -> Path:
+    return Path(suite_dir) / "sources" / f"{name}-{data.key()}.pt"
 
+
+def cached_source(suite_dir: Path | None, name: str, data: Data):
+    """A control-point source fitted earlier on ``data``'s training clips for this seed, or None."""
+    f = None if suite_dir is None else _source_file(suite_dir, name, data)
+    if f is None or not f.is_file():
+        return None
+    return torch.load(f, weights_only=False)   # written by fit_sources below, never downloaded
+
+
+def fit_sources(suite: Suite, data: Data, names: Iterable[str], llm: dict[str, str] | None = None,
+                echo: Callable = print) -> dict[str, Any]:
+    """Fit the control-point sources a set of methods needs (cached per suite seed and data);
+    RCPG names ('rcpg:1-step', ...) need an LLM and are skipped without one."""
+    from coprop.controlpoints.detectors import get_source
+    from coprop.io import atomic_path
+
+    train = None
     for name in names:
         if name in suite.sources:
             continue
+        if name.startswith("rcpg:") and not (llm or {}).get("backend"):
+            continue   # the table row says NO_LLM
+        cacheable = name in ("learned", "cosine")
+        if cacheable and (src := cached_source(suite.path, name, data)) is not None:
+            suite.sources[name] = src
+            continue
         if name.startswith("rcpg:"):
-            if not (llm or {}).get("backend"):
-                continue   # the table row says NO_LLM
             kw = {"model_path": llm.get("model", "")} if llm["backend"] == "local" else \
                 {"base_url": llm.get("url", ""), "model": llm.get("model", "")}
             src = get_source("rcpg", backend=llm["backend"], variant=name.split(":", 1)[1], **kw)
@@ -303,9 +342,15 @@ def fit_sources(suite: Suite, train_clips: list, names: Iterable[str], llm: dict
             src = get_source("learned", seed=suite.seed)
         else:
             src = get_source(name)
+        train = data.split("train") if train is None else train
         t0 = time.perf_counter()
-        suite.sources[name] = src.fit(train_clips)
+        suite.sources[name] = src.fit(train)
         echo(f"  control points: fitted {name} in {time.perf_counter() - t0:.1f} s")
+        if cacheable:
+            f = _source_file(suite.path, name, data)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(f) as tmp:
+                torch.save(src, tmp)
     return suite.sources
 
 
@@ -332,6 +377,7 @@ class Method:
 
 BASELINE = Method("Simultaneous baseline", kind="baseline")
 COPROP = Method("Co-Prop")
+COPROP_GT = Method("Co-Prop + GT control points", source="gt")
 
 
 @dataclass
@@ -492,7 +538,7 @@ class Evaluation:
             suite = self.suites[seed]
             needed = {m.source for m in methods if m.kind == "coprop"}
             needed |= {"learned"} if any(m.keyframe == "text" for m in methods) else set()
-            fit_sources(suite, self.data.split("train"), sorted(needed), self.llm, echo)
+            fit_sources(suite, self.data, sorted(needed), self.llm, echo)
             store = self.results.setdefault(seed, {})
             cache = None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{suite.stamp()}"
             for m in progress(methods, desc=f"methods (seed {seed})", unit="method"):
@@ -516,6 +562,16 @@ class Evaluation:
         out["frames near"] = per_seed[0]["frames near"]
         return out
 
+    def subset(self, keep: Callable) -> "Evaluation":
+        """The same predictions restricted to the clips for which ``keep(clip)`` is true (e.g. MOC-style)."""
+        idx = [i for i, c in enumerate(self.clips) if keep(c)]
+        res = {s: {k: [v[i] for i in idx] for k, v in d.items()} for s, d in self.results.items()}
+        return replace(self, clips=[self.clips[i] for i in idx], results=res)
+
+    def result(self, m: Method, clip_name: str, seed: int | None = None) -> ClipResult:
+        seed = self.seeds[0] if seed is None else seed
+        return next(r for r in self.results[seed][m.key] if r.name == clip_name)
+
     def control_points(self, m: Method, seed: int | None = None) -> dict[str, list[int]]:
         seed = self.seeds[0] if seed is None else seed
         return {r.name: r.control_points for r in self.results[seed][m.key]}
@@ -536,9 +592,16 @@ def evaluation(run_dir: str | Path, data: Data, seeds: Sequence[int], max_clips:
         clips = clips[:max_clips]
     if not clips:
         raise ConfigError(f"no test clips to evaluate in {data.root} ({data.subset})")
-    suites = {s: Suite.load(run_dir, s, device) for s in seeds}
-    return Evaluation(data, clips, list(seeds), suites, llm=dict(llm or {}), cache=Path(run_dir) / "predictions",
-                      k=k)
+    run_dir = resolve_path(run_dir)
+    suites = {s: Suite.load(run_dir, s, pick_device(device)) for s in seeds}
+    return Evaluation(data, clips, list(seeds), suites, llm=dict(llm or {}), cache=run_dir / "predictions", k=k)
+
+
+def is_moc(clip) -> bool:
+    """MOC-style clip (paper Table 3): its GT control points hold a sounding-object change after frame 0."""
+    from coprop.controlpoints.annotate import clip_control_points
+
+    return any(clip_control_points(clip)[1:])
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -688,7 +751,7 @@ def all_methods(ev: Evaluation) -> list[Method]:
 
 def alignment_methods() -> list[Method]:
     """Fig. 3: the baseline, Co-Prop (learned / RCPG control points) and Co-Prop with GT control points."""
-    return [BASELINE, COPROP, replace(COPROP, label="Co-Prop + GT control points", source="gt")]
+    return [BASELINE, COPROP, COPROP_GT]
 
 
 def alignment_table(ev: Evaluation, methods: Sequence[Method]) -> pd.DataFrame:
@@ -702,4 +765,163 @@ def alignment_table(ev: Evaluation, methods: Sequence[Method]) -> pd.DataFrame:
                      f"AR near std": s["AR near std"], f"AR farther %": s["AR far"], "AR far std": s["AR far std"],
                      "frames": s["frames"], "frames near": s["frames near"], "J %": s["J"],
                      "seeds": ",".join(map(str, ev.seeds))})
+    return pd.DataFrame(rows)
+
+
+def fig4(ev: Evaluation):
+    """Paper Fig. 4 layout: J and F of the baseline alone and with Co-Prop around it (pink), plus Co-Prop."""
+    from coprop.viz import grouped_bars
+
+    t = table1(ev)
+    long = pd.concat([pd.DataFrame({"metric": m, "method": t["method"], "value": t[f"ours: {m} %"],
+                                    "std": t[f"ours: {m} std"].fillna(0)}) for m in ("J", "F")])
+    return grouped_bars(long, "metric", "value", "method", yerr="std", highlight=t["method"].iloc[2],
+                        title=f"Plug-and-play (paper Fig. 4 layout) -- {ev.data_label}")
+
+
+def frame_objects(result: ClipResult, clip, tau: float = 0.5) -> tuple[list[str], list[str]]:
+    """What sounds (GT) and what the method segments, per frame, as short text for alignment timelines.
+
+    A frame whose prediction matches the GT is named after the GT object(s); a miss that matches the previous
+    frame's GT instead is '<prev> (late)', one that matches the next frame's GT '<next> (early)' -- the
+    temporal misalignment of paper Fig. 1 -- else 'other' or 'nothing'.
+    """
+    from coprop.controlpoints.annotate import frame_labels as gt_labels
+    from coprop.viz import logits_to_masks
+
+    gt_names = [n if n else "-" for n in gt_labels(clip)]
+    pred = logits_to_masks(result.logits)
+    gt = np.asarray(clip.masks)
+    aligned = aligned_frames(result, clip, tau)
+    T = clip.num_frames
+
+    def same(a, b) -> bool:
+        if clip.mode == "semantic":
+            return set(np.unique(a)) - {0} == set(np.unique(b)) - {0}
+        a, b = a > 0, b > 0
+        union = (a | b).sum()
+        return bool(union == 0 or (a & b).sum() / union >= tau)
+
+    out = []
+    for t in range(T):
+        if aligned[t] is None:
+            out.append("?")
+        elif aligned[t]:
+            out.append(gt_names[t])
+        elif t > 0 and gt_names[t - 1] != gt_names[t] and same(pred[t], gt[t - 1]):
+            out.append(f"{gt_names[t - 1]} (late)")
+        elif t + 1 < T and gt_names[t + 1] != gt_names[t] and same(pred[t], gt[t + 1]):
+            out.append(f"{gt_names[t + 1]} (early)")
+        else:
+            out.append("nothing" if not pred[t].any() else "other")
+    return gt_names, out
+
+
+def timeline_figure(ev: Evaluation, methods: Sequence[Method], clip, tau: float = 0.5):
+    """Alignment timeline of one clip: which object each method segments per frame, against GT."""
+    from coprop.viz import alignment_timeline
+
+    labels, aligned, gt = {}, {}, None
+    for m in methods:
+        if not ev.available(m):
+            continue
+        r = ev.result(m, clip.name)
+        gt, labels[m.label] = frame_objects(r, clip, tau)
+        aligned[m.label] = [bool(a) for a in aligned_frames(r, clip, tau)]
+    from coprop.controlpoints.annotate import clip_control_points
+
+    return alignment_timeline(labels, gt, aligned, clip_control_points(clip), title=clip.name)
+
+
+def gt_control_points(clip) -> list[int]:
+    from coprop.controlpoints.annotate import clip_control_points
+
+    return [int(v) for v in clip_control_points(clip)]
+
+
+def alignment_report(ev: Evaluation, methods: Sequence[Method]) -> pd.DataFrame:
+    """Alignment rates of ``methods`` over all test clips and over the MOC-style ones (if any)."""
+    rates = alignment_table(ev, methods)
+    rates.insert(1, "clips", "all test clips")
+    moc = ev.subset(is_moc)
+    if moc.clips:
+        moc_rates = alignment_table(moc, methods)
+        moc_rates.insert(1, "clips", f"MOC-style clips ({len(moc.clips)})")
+        rates = pd.concat([rates, moc_rates], ignore_index=True)
+    return rates
+
+
+def fig3(rates: pd.DataFrame, k: int, title: str = ""):
+    """Paper Fig. 3 layout: Alignment Rate per method on MOC-style clips, near and far from conversions."""
+    from coprop.viz import grouped_bars
+
+    allc = rates["clips"] == "all test clips"
+    parts = [("near a conversion (±%d)" % k, f"AR within ±{k} of a conversion %", allc),
+             ("farther", "AR farther %", allc), ("all frames", "AR all %", allc)]
+    moc = rates["clips"].str.startswith("MOC")
+    if moc.any():
+        parts.insert(0, ("MOC-style clips", "AR all %", moc))
+    long = pd.concat([pd.DataFrame({"frames": name, "method": rates["method"][sel], "value": rates[col][sel]})
+                      for name, col, sel in parts])
+    fig = grouped_bars(long, "frames", "value", "method", title=title)
+    fig.axes[0].set_ylabel("Alignment Rate %")
+    return fig
+
+
+def stack_figures(figs: list):
+    """Several figures as one image (for one PNG in the report)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    imgs = []
+    for f in figs:
+        buf = io.BytesIO()
+        f.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        plt.close(f)
+        imgs.append(np.asarray(Image.open(buf).convert("RGB")))
+    W = max(i.shape[1] for i in imgs)
+    canvas = np.full((sum(i.shape[0] for i in imgs), W, 3), 255, np.uint8)
+    y = 0
+    for i in imgs:
+        canvas[y:y + i.shape[0], :i.shape[1]] = i
+        y += i.shape[0]
+    fig = plt.figure(figsize=(W / 100, canvas.shape[0] / 100), dpi=100)
+    fig.figimage(canvas)
+    return fig
+
+
+def pick_clip(clips: list, index: int = -1):
+    """``index`` >= 0: that test clip; -1: the first MOC-style clip (a source conversion after frame 0)."""
+    if index >= 0:
+        if index >= len(clips):
+            raise ConfigError(f"clip_index {index} out of range: the test split has {len(clips)} clips")
+        return clips[index]
+    return next((c for c in clips if is_moc(c)), clips[0])
+
+
+def keyframe_logits(suite: Suite, clip, control_points: Sequence[int], which: str = "ft") -> torch.Tensor:
+    """The keyframe model alone on the control-point frames: logits [T,K,H,W], zeros (-inf-free) elsewhere."""
+    from coprop.models.common import prepare_audio, prepare_frames, resize_logits
+
+    model = suite.keyframe_model(which)
+    idx = [t for t, c in enumerate(control_points) if c]
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        x = prepare_frames(clip.frames[idx], suite.cfg.image_size, dev)
+        a = prepare_audio(clip, dev)[idx]
+        lg = resize_logits(model(x, a).float().cpu(), clip.size)
+    out = torch.full((clip.num_frames, lg.shape[1], *clip.size), -20.0)
+    out[idx] = lg
+    return out
+
+
+def clip_scores(ev_or_results: dict[str, ClipResult], clip, k: int = 1) -> pd.DataFrame:
+    """J, F and alignment of each method's result on one clip (a walkthrough table)."""
+    rows = []
+    for label, r in ev_or_results.items():
+        s = score([r], [clip], "all", k)
+        rows.append({"method": label, "J %": 100 * s["J"], "F %": 100 * s["F"], "AR %": 100 * s["AR all"],
+                     "control points": "".join(map(str, r.control_points)), "seconds": r.seconds})
     return pd.DataFrame(rows)

@@ -130,7 +130,8 @@ class AVSSAccumulator:
         C = self.num_classes
         labels, gt = torch.as_tensor(labels).long(), torch.as_tensor(gt).long()
         if labels.shape != gt.shape or labels.ndim != 3:
-            raise ValueError(f"AVSS: prediction and gt must both be [N,H,W], got {tuple(labels.shape)}, {tuple(gt.shape)}")
+            raise ValueError(f"AVSS: prediction and gt must both be [N,H,W], got {tuple(labels.shape)}, "
+                             f"{tuple(gt.shape)}")
         if gt.numel() and (int(gt.min()) < 0 or int(gt.max()) >= C):
             raise ValueError(f"AVSS: gt holds class ids {int(gt.min())}..{int(gt.max())}, outside 0..{C - 1}")
         if labels.numel() and int(labels.max()) >= C:

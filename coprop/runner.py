@@ -19,6 +19,7 @@ import csv
 import fcntl
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -103,9 +104,35 @@ def load_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------- parameters
 
 def _declared(nb: Path) -> dict[str, dict[str, Any]]:
+    """Parameters of a notebook: papermill's inspection (types, defaults, help) plus every name the
+    parameters cell assigns. papermill skips a line holding more than one '=' (e.g. '= ' inside the comment),
+    so names are also read with ``ast``; such a parameter is still known, just without type or help."""
+    import ast
+
+    import nbformat
     import papermill
 
-    return papermill.inspect_notebook(str(nb))
+    quiet = logging.getLogger("papermill")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)   # its "Unable to parse line" warnings are handled below
+    try:
+        found = dict(papermill.inspect_notebook(str(nb)))
+    finally:
+        quiet.setLevel(level)
+    cell = next((c for c in nbformat.read(str(nb), as_version=4).cells
+                 if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])), None)
+    if cell is not None:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            tree = None
+        for node in (tree.body if tree else []):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else \
+                node.targets if isinstance(node, ast.Assign) else []
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id not in found:
+                    found[t.id] = {"name": t.id, "inferred_type_name": "None", "default": "", "help": ""}
+    return found
 
 
 _TYPE_CHECKS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -75,8 +81,7 @@ table3 = annotate.table3_from_records({n: records[n] for n in order})
 out.table(table3, "table3", caption=f"Table 3 statistics of the {split} split, GT control points "
                                     f"(iou_threshold={iou_threshold}, area_floor={area_floor})")
 out.table(paper_numbers.paper_table("3"), "table3_paper", caption="Paper Table 3 (real AVSBench test sets)")
-display_table = table3.copy()
-display_table
+table3
 
 # %% [markdown]
 # ## Control points per clip

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -17,7 +23,8 @@
 #
 # * Give `memory_csv` / `throughput_csv` to plot committed results (e.g. `reports/performance/*.csv`).
 # * Left empty, the notebook runs both benchmarks itself at the tiny size set below (smoke mode); each case
-#   runs in its own process, so the numbers are real but tiny and noisy on a shared CPU.
+#   runs all its cases in one process (`--no-isolate`), so the numbers are real but tiny and noisy; the committed
+#   tables come from the scripts run from the command line, one fresh process per case.
 #
 # Models carry random weights: speed and memory do not depend on weight values; nothing here measures accuracy.
 
@@ -53,14 +60,15 @@ if memory_csv:
 else:
     memory_path = perf.run_benchmark(
         "memory_vs_length", ["--config", bench_config, "--lengths", bench_lengths, "--size", bench_size,
-                             "--device", bench_device, "--seed", seed], bench_dir)
+                             "--device", bench_device, "--seed", seed, "--no-isolate"], bench_dir)
 if throughput_csv:
     throughput_path = Path(throughput_csv)
 else:
     throughput_path = perf.run_benchmark(
         "throughput", ["--configs", bench_config, "--components", bench_components, "--batches", "1",
                        "--dtypes", "fp32", "--size", bench_size, "--clip-len", 4, "--segment-len", 2,
-                       "--min-seconds", bench_min_seconds, "--device", bench_device, "--seed", seed], bench_dir)
+                       "--min-seconds", bench_min_seconds, "--device", bench_device, "--seed", seed,
+                       "--no-isolate"], bench_dir)
 memory = perf.load_results(memory_path, "memory_vs_length")
 throughput = perf.load_results(throughput_path, "throughput")
 print(f"memory results: {memory_path}\nthroughput results: {throughput_path}")

@@ -7,6 +7,9 @@ import torch
 from coprop.errors import ConfigError, WeightsError
 from coprop.models.audio_encoder import build_audio_encoder
 from coprop.models.config import get_config
+from models_util import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # torchvggish v0.1 vggish-10086976.pth: exactly these keys (reference/avsbench.md §3, models-offline.md §4.1)
 TORCHVGGISH_SHAPES = {

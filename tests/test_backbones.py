@@ -10,6 +10,9 @@ import torch
 from coprop.errors import WeightsError
 from coprop.models.backbones import build_backbone
 from coprop.models.config import get_config
+from models_util import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _to_pvt_release_key(k: str) -> str:

@@ -86,7 +86,7 @@ def test_tables_are_written_as_csv_and_markdown(tmp_path):
 @pytest.mark.slow
 def test_memory_vs_length_script_writes_its_table(tmp_path):
     proc = _run("memory_vs_length.py", "--config", "tiny", "--lengths", "2,3", "--size", "64", "--device", "cpu",
-                "--threads", "1", "--out-dir", str(tmp_path), "--tag", "t")
+                "--threads", "1", "--no-isolate", "--out-dir", str(tmp_path), "--tag", "t")
     out = tmp_path / f"memory_vs_length_{H.device_slug('cpu')}_t.csv"
     rows = _read(out)
     assert list(rows[0]) == M.COLUMNS
@@ -102,7 +102,7 @@ def test_memory_vs_length_script_writes_its_table(tmp_path):
 def test_throughput_script_writes_its_table(tmp_path):
     _run("throughput.py", "--configs", "tiny", "--dtypes", "fp32,bf16", "--batches", "2", "--size", "64",
          "--clip-len", "3", "--segment-len", "2", "--min-seconds", "0.05", "--device", "cpu", "--threads", "1",
-         "--out-dir", str(tmp_path))
+         "--no-isolate", "--out-dir", str(tmp_path))
     rows = _read(tmp_path / f"throughput_{H.device_slug('cpu')}.csv")
     assert list(rows[0]) == TP.COLUMNS
     by = {(r["component"], r["dtype"]): r for r in rows}

@@ -203,3 +203,22 @@ def test_load_run_round_trip(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["git"].keys() >= {"revision"}
     with pytest.raises(WeightsError, match="no trained propagator"):
         run.require("propagator")
+
+
+def test_cli_trains_a_stage_into_a_run_folder(tmp_path, synth_root, capsys):
+    from coprop.cli import main
+
+    run_dir = tmp_path / "run"
+    rc = main(["train", "keyframe", "--data-root", str(synth_root), "--subset", "ms3", "--run-dir", str(run_dir),
+               "--preset", "smoke", "--epochs", "1", "--max-steps-per-epoch", "1", "--val-limit", "1",
+               "--device", "cpu"])
+    assert rc == 0
+    assert "keyframe.safetensors" in capsys.readouterr().out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["stages"]["keyframe"]["params"]["max_steps_per_epoch"] == 1
+    assert config["data"]["subset"] == "ms3" and config["model"]["num_classes"] == 1
+    with pytest.raises(SystemExit):                      # argparse rejects an unknown preset
+        main(["train", "keyframe", "--preset", "nope"])
+    assert main(["train", "propagator", "--data-root", str(synth_root), "--subset", "s4", "--run-dir",
+                 str(tmp_path / "s4"), "--preset", "smoke"]) == 1
+    assert "S4's train split annotates frame 0 only" in capsys.readouterr().err

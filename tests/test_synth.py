@@ -141,10 +141,13 @@ def test_mix_silence_is_quiet_and_sources_are_loud():
 
 def test_long_clips_are_long():
     jobs = synth._jobs(synth.PRESETS["long"], 0)
+    job = next(j for j in jobs if j.subset == "ms3")
     assert {j.num_frames for j in jobs if j.subset in ("ms3", "avss")} == {300}
-    m = synth.make(next(j for j in jobs if j.subset == "ms3"), 16, 0)
-    assert m.frames.shape[0] == 300 and m.waveform.shape == (300 * SR,)
-    assert len(m.meta()["conversions"]) >= 5
+    plan = plan_clip(job.kind, job.num_frames, synth._rng(0, job), change_rate=job.change_rate)
+    frames, inst = render(plan, 8, np.random.default_rng(0))   # the 300 s soundtrack is left out: mix is tested above
+    assert frames.shape == (300, 8, 8, 3) and inst.shape == (300, 8, 8)
+    conversions = synth.Made(plan, None, None, None).meta()["conversions"]
+    assert 10 <= len(conversions) <= 60 and max(conversions) > 200   # changes all along the clip (rate 0.1/s)
 
 
 def test_ensure_generates_once_atomically_and_cli_reports(tmp_path, monkeypatch, capsys):

@@ -87,3 +87,44 @@ def test_no_resume_starts_over_and_mismatched_checkpoint_is_refused(tmp_path):
     assert steps[0] == 1
     with pytest.raises(ConfigError, match="different run.*--no-resume"):
         run_toy(tmp_path, batch_size=3)
+
+
+# ---------------------------------------------------------------- the real stages, tiny config, smoke data
+
+@pytest.fixture(scope="module")
+def smoke_ms3(synth_root):
+    from coprop.data import open_dataset
+    from coprop.models.config import get_config
+    from coprop.train import prepare
+
+    cfg = get_config("tiny", image_size=64)
+    train = prepare(open_dataset(synth_root, "ms3", "train"), 64)
+    val = prepare(open_dataset(synth_root, "ms3", "val"), 64)
+    return cfg, train, val
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["keyframe", "propagator"])
+def test_real_stage_interrupted_and_resumed_is_bit_identical(tmp_path, monkeypatch, smoke_ms3, stage):
+    import coprop.train.stages as stages
+    from coprop.train import TrainParams, load_run
+
+    cfg, train, val = smoke_ms3
+    fn = stages.train_keyframe if stage == "keyframe" else stages.train_propagator
+    p = TrainParams(epochs=2, batch_size=2, lr=1e-3, max_steps_per_epoch=2, checkpoint_every=1, num_threads=1)
+    ref = fn(cfg, train, val, tmp_path / "ref", params=p)
+
+    real_fit = stages.fit
+    monkeypatch.setattr(stages, "fit", lambda *a, **k: real_fit(*a, **k, on_step_end=_stop_at(3)))
+    with pytest.raises(Interrupted):
+        fn(cfg, train, val, tmp_path / "cut", params=p)
+    monkeypatch.setattr(stages, "fit", real_fit)
+    res = fn(cfg, train, val, tmp_path / "cut", params=p)
+
+    a, b = ref.model.state_dict(), res.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed stage differs from the uninterrupted one"
+    assert _untimed(res.history) == _untimed(ref.history)
+    assert {"val_J", "val_F"} <= set(res.final)
+    run = load_run(tmp_path / "cut")
+    loaded = (run.keyframe if stage == "keyframe" else run.propagator).state_dict()
+    assert all(torch.equal(loaded[k], b[k]) for k in b)

@@ -109,7 +109,8 @@ def keyframe_subset(clips: Iterable, source: str | Callable[[Any], Sequence[int]
     for i, clip in enumerate(clips):
         c = list(fn(clip))
         if len(c) != clip.num_frames:
-            raise ValueError(f"control-point source gave {len(c)} values for clip {clip.name} of {clip.num_frames} frames")
+            raise ValueError(f"control-point source gave {len(c)} values for clip {clip.name} "
+                             f"of {clip.num_frames} frames")
         avail = clip.gt_available if clip.gt_available is not None else np.ones(clip.num_frames, bool)
         out += [(i, t) for t in range(clip.num_frames) if c[t] and avail[t]]
     return out

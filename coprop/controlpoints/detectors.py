@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from typing import Iterable, Sequence
 
@@ -89,6 +90,20 @@ def training_targets(clips: Iterable[Clip], gt: GTSource | None = None, stats: C
             if stats is not None:
                 stats["train_skipped_no_gt"] += 1
     return out
+
+
+@contextlib.contextmanager
+def _single_thread():
+    """These nets have a few thousand weights: extra intra-op threads only add synchronisation, which on a
+    loaded machine costs 30x (measured), so train and predict on one thread and restore the setting after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _best_threshold(scores: list[np.ndarray], gts: list[list[int]], below: bool, tolerance: int,
@@ -191,9 +206,12 @@ class LearnedSource(ControlPointSource):
         return float(loss.detach())
 
     def fit(self, train_clips: Iterable[Clip]) -> "LearnedSource":
+        with _single_thread():
+            return self._fit(list(train_clips))
+
+    def _fit(self, clips: list[Clip]) -> "LearnedSource":
         import torch
 
-        clips = list(train_clips)
         pairs = training_targets(clips, stats=self.stats)
         pairs = [(c, g) for c, g in pairs if c.num_frames > 1]
         if not pairs:
@@ -244,7 +262,7 @@ class LearnedSource(ControlPointSource):
 
         if len(pair_feats) == 0:
             return np.zeros(0, np.float32)
-        with torch.no_grad():
+        with torch.no_grad(), _single_thread():
             z = self.net(torch.from_numpy((pair_feats - self.mean) / self.std))
         return torch.sigmoid(z)[:, 0].numpy()
 
@@ -265,7 +283,7 @@ class LearnedSource(ControlPointSource):
             raise ConfigError("no category classifier: the training clips carried no meta['sounding'] or "
                               "meta['category'] with at least two distinct labels")
         x = F.frame_features(F.clip_logmel(clip))
-        with torch.no_grad():
+        with torch.no_grad(), _single_thread():
             idx = self.cat_net(torch.from_numpy((x - self.cat_mean) / self.cat_std)).argmax(-1).tolist()
         return [self.class_names[i] for i in idx]
 

@@ -14,21 +14,23 @@ GT for frame k is what sounds at the frame's instant. Everything is a function o
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from coprop.data.synth_scene import CATEGORIES, ClipPlan, plan_clip, render
-from coprop.data.synth_sound import SR, mix
+from coprop.data.synth_layout import CSV_FILES, WRITERS, voc_palette, write_csv
+from coprop.data.synth_sound import mix
 
-GENERATOR_VERSION = 2
+__all__ = ["PRESETS", "class_names", "ensure", "generate", "is_synthetic", "make", "resolve_root", "summary",
+           "voc_palette"]
+
+GENERATOR_VERSION = 3
 SUBSET_DIRS = {"s4": "Single-source", "ms3": "Multi-sources", "avss": "AVSS"}
 SPLITS = ("train", "val", "test")
 MANIFEST = "synthetic.json"
@@ -45,7 +47,6 @@ class Preset:
     v2_frames: int = 10
     v2_change_rate: float = 0.2                 # sounding-set changes per second in 10-frame and long clips
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {
@@ -109,20 +110,6 @@ def _rng(seed: int, job: Job) -> np.random.Generator:
     return np.random.default_rng([seed, GENERATOR_VERSION, *key])
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """PASCAL VOC bit-interleaved colour map: uint8 [n,3]; 0 black, 1 (128,0,0), 2 (0,128,0), 3 (128,128,0) ..."""
-    pal = np.zeros((n, 3), np.uint8)
-    for j in range(n):
-        c, r, g, b = j, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        pal[j] = (r, g, b)
-    return pal
-
-
 def class_names() -> list[str]:
     """AVSS-style class list of the synthetic benchmark: index = class id, 0 = background."""
     return ["background"] + list(CATEGORIES)
@@ -175,81 +162,6 @@ def make(job: Job, size: int, seed: int) -> Made:
     return Made(plan, frames, inst, wave)
 
 
-def _save_png(path: Path, arr: np.ndarray) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path, compress_level=4)
-
-
-def _save_jpg(path: Path, arr: np.ndarray) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path, quality=92)
-
-
-def _save_wav(path: Path, wave: np.ndarray) -> None:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), wave, SR, subtype="PCM_16")
-
-
-def _write_s4(root: Path, job: Job, m: Made) -> list:
-    cat = m.meta()["sounding"][0][0]
-    d = root / "s4_data"
-    masks = m.binary_masks()
-    for k in range(job.num_frames):
-        _save_png(d / "visual_frames" / job.split / cat / job.name / f"{job.name}_{k + 1}.png", m.frames[k])
-        if job.split != "train" or k == 0:  # S4 train: first frame annotated only
-            _save_png(d / "gt_masks" / job.split / cat / job.name / f"{job.name}_{k + 1}.png",
-                      (masks[k] * 255).astype(np.uint8))
-    _save_wav(d / "audio_wav" / job.split / cat / f"{job.name}.wav", m.waveform)
-    return [job.name, 0, cat, job.split]
-
-
-def _write_ms3(root: Path, job: Job, m: Made) -> list:
-    d = root / "ms3_data"
-    masks = m.binary_masks()
-    for k in range(job.num_frames):
-        _save_png(d / "visual_frames" / job.name / f"{job.name}.mp4_{k + 1}.png", m.frames[k])
-        _save_png(d / "gt_masks" / job.split / job.name / f"{job.name}_{k + 1}.png", (masks[k] * 255).astype(np.uint8))
-    _save_wav(d / "audio_wav" / job.split / f"{job.name}.wav", m.waveform)
-    return [job.name, job.split]
-
-
-def _write_avss(root: Path, job: Job, m: Made) -> list:
-    d = root / job.label / job.name
-    sem = m.semantic_masks()
-    pal = voc_palette()
-    n_masks = 1 if (job.label == "v1s" and job.split == "train") else job.num_frames
-    for k in range(job.num_frames):
-        _save_jpg(d / "frames" / f"{k}.jpg", m.frames[k])
-        if k < n_masks:
-            _save_png(d / "labels_semantic" / f"{k}.png", sem[k].astype(np.uint8))
-            _save_png(d / "labels_rgb" / f"{k}.png", pal[sem[k]])
-    _save_wav(d / "audio.wav", m.waveform)
-    a_obj = "_".join(sorted({c for frame in m.meta()["sounding"] for c in frame})) or "none"
-    return [job.name, job.name, 0, 0, a_obj, job.split, job.label]
-
-
-_WRITERS = {"s4": _write_s4, "ms3": _write_ms3, "avss": _write_avss}
-_CSV = {
-    "s4": ("s4_meta_data.csv", ["name", "start", "category", "split"]),
-    "ms3": ("ms3_meta_data.csv", ["video_id", "split"]),
-    "avss": ("metadata.csv", ["vid", "uid", "s_min", "s_sec", "a_obj", "split", "label"]),
-}
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    path.write_text(buf.getvalue())
-
-
 def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> Path:
     """Write the benchmark for ``preset`` into ``out`` (created if needed) and return ``out``.
 
@@ -269,13 +181,13 @@ def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar
     for job in progress(jobs, desc=f"synth {preset}", disable=not progress_bar, unit="clip"):
         m = make(job, p.size, seed)
         root = out / SUBSET_DIRS[job.subset]
-        rows[job.subset].append(_WRITERS[job.subset](root, job, m))
+        rows[job.subset].append(WRITERS[job.subset](root, job, m))
         metas[job.subset][job.name] = {**m.meta(), "split": job.split, **({"label": job.label} if job.label else {})}
     for subset, dirname in SUBSET_DIRS.items():
         root = out / dirname
         root.mkdir(parents=True, exist_ok=True)
-        fname, header = _CSV[subset]
-        _write_csv(root / fname, header, rows[subset])
+        fname, header = CSV_FILES[subset]
+        write_csv(root / fname, header, rows[subset])
         (root / META).write_text(json.dumps(metas[subset], sort_keys=True) + "\n")
     names = class_names()
     (out / "AVSS" / "label2idx.json").write_text(json.dumps({n: i + 1 for i, n in enumerate(names)}, indent=1) + "\n")
@@ -355,7 +267,10 @@ def summary(root: str | Path) -> str:
     """Human-readable counts: clips per subset and split, frames, size on disk."""
     root = Path(root)
     m = json.loads((root / MANIFEST).read_text())
-    lines = [f"synthetic benchmark at {root} (preset {m['preset']}, seed {m['seed']}, {m['size']}x{m['size']} px)"]
+    from coprop.reports import SYNTHETIC_NOTE
+
+    lines = [SYNTHETIC_NOTE,
+             f"synthetic benchmark at {root} (preset {m['preset']}, seed {m['seed']}, {m['size']}x{m['size']} px)"]
     for subset, dirname in SUBSET_DIRS.items():
         c = m["clips"][subset]
         mb = disk_size(root / dirname) / 1e6

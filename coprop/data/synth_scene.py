@@ -81,6 +81,16 @@ def _new_object(category: str, rng: np.random.Generator) -> SceneObject:
     )
 
 
+def _spread(objects: list[SceneObject], rng: np.random.Generator, min_dist: float = 0.32) -> None:
+    """Re-draw start positions until objects start apart (occlusions still happen as they drift, but rarely)."""
+    for _ in range(50):
+        pts = [o.start for o in objects]
+        if all(np.linalg.norm(a - b) >= min_dist for i, a in enumerate(pts) for b in pts[i + 1:]):
+            return
+        for o in objects:
+            o.start = rng.uniform(0.2, 0.8, 2)
+
+
 def _change_times(duration: float, rate: float | None, counts: tuple[float, ...], rng) -> list[float]:
     """Random instants (never snapped to seconds) at least 0.4 s apart and 0.3 s from the clip edges."""
     k = rng.poisson(rate * duration) if rate else rng.choice(len(counts), p=counts)
@@ -132,6 +142,7 @@ def plan_clip(kind: str, num_frames: int, rng: np.random.Generator, category: st
     else:
         raise ValueError(f"unknown clip kind {kind!r} (expected 'single' or 'multi')")
     objects = [_new_object(str(c), rng) for c in cats]
+    _spread(objects, rng)
     order = rng.permutation(n_obj)  # draw order: anyone may occlude anyone, sounding or not
     remap = {int(old): new for new, old in enumerate(order)}
     objects = [objects[i] for i in order]

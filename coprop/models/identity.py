@@ -12,6 +12,7 @@ Objects are numbered 1..K in the caller's mask; ``id_map [B, K+1]`` says which i
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coprop.errors import ConfigError, DataError
@@ -24,15 +25,24 @@ class IdentityBank(nn.Module):
             raise ConfigError(f"max_objects must be >= 1, got {max_objects}")
         self.max_objects = max_objects
         self.patch = patch
-        self.embed = nn.Conv2d(max_objects + 1, dim, kernel_size=patch, stride=patch)
+        # a stride-``patch`` convolution's weight, flattened to [dim, (max_objects+1) * patch * patch]
+        self.weight = nn.Parameter(torch.empty(dim, (max_objects + 1) * patch * patch))
+        self.bias = nn.Parameter(torch.zeros(dim))
         # a small orthogonal start keeps identities distinguishable and the embedding small next to
         # the visual features it is added to
-        nn.init.orthogonal_(self.embed.weight.view(dim, -1), gain=patch ** -2)
-        nn.init.zeros_(self.embed.bias)
+        nn.init.orthogonal_(self.weight, gain=patch ** -2)
 
     def forward(self, probs: Tensor) -> Tensor:
-        """``probs [B, max_objects+1, S, S]`` (one-hot or soft) -> ``[B, dim, S/patch, S/patch]``."""
-        return self.embed(probs)
+        """``probs [B, max_objects+1, S, S]`` (one-hot or soft) -> tokens ``[B, (S/patch)**2, dim]``.
+
+        A stride-``patch`` convolution written as patchify + matmul: the same result, but CPU
+        convolution kernels are slow for a 16x16 kernel over 11 channels.
+        """
+        B, M, H, W = probs.shape
+        p = self.patch
+        h, w = H // p, W // p
+        patches = probs[:, :, :h * p, :w * p].reshape(B, M, h, p, w, p).permute(0, 2, 4, 1, 3, 5)
+        return F.linear(patches.reshape(B, h * w, M * p * p), self.weight, self.bias)
 
     # ---- id maps --------------------------------------------------------------------------------
     def default_map(self, batch: int, num_objects: int, device) -> Tensor:

@@ -44,6 +44,7 @@ class PropagatorState:
     id_map: Tensor                       # [B, K+1] identity used by each object (column 0: background)
     size: tuple[int, int]                # input frame size (S, S)
     grid: tuple[int, int]                # token grid (S/16, S/16)
+    pos: Tensor                          # [h*w, dim] position encoding of that grid
     policy: MemoryPolicy
     store: MemoryStore
     short: list[tuple[Tensor, Tensor]]   # previous frame's (key, value) per LSTT layer
@@ -127,10 +128,9 @@ class AudioInsertPropagator(nn.Module):
         deep = F.interpolate(feats[3], size=feats[2].shape[-2:], mode="bilinear", align_corners=False)
         return feats[:3], feats[2] + deep
 
-    def _lstt(self, grid_map: Tensor, state: PropagatorState | None, id_emb: Tensor | None
+    def _lstt(self, grid_map: Tensor, state: PropagatorState | None, id_emb: Tensor | None, pos: Tensor
               ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor | None]]:
         B, C, h, w = grid_map.shape
-        pos = sine_embedding_2d(h, w, C, device=grid_map.device).to(grid_map.dtype)
         x = grid_map.flatten(2).transpose(1, 2)
         outs, keys, hs, values = [grid_map], [], [], []
         for layer, (block, norm) in enumerate(zip(self.blocks, self.out_norms)):
@@ -144,7 +144,7 @@ class AudioInsertPropagator(nn.Module):
         return outs, keys, hs, values
 
     def _id_embedding(self, identity_probs: Tensor) -> Tensor:
-        return self.identity(identity_probs).flatten(2).transpose(1, 2)
+        return self.identity(identity_probs)
 
     # ---- the video API -----------------------------------------------------------------------------------
     def start(self, frame: Tensor, audio: Tensor | None, mask_ids: Tensor, num_objects: int,
@@ -168,10 +168,12 @@ class AudioInsertPropagator(nn.Module):
                     policy: MemoryPolicy, size: tuple[int, int], text_labels: Tensor | None) -> PropagatorState:
         """Run the keyframe through the LSTT against its own identity-fused memory and pin it."""
         onehot = self.identity.one_hot(mask_ids, num_objects, id_map).to(grid_map.dtype)
-        _, keys, _, values = self._lstt(grid_map, None, self._id_embedding(onehot))
-        state = PropagatorState(num_objects=num_objects, id_map=id_map, size=size,
-                                grid=tuple(grid_map.shape[-2:]), policy=policy, store=policy.new_store(),
-                                short=list(zip(keys, values)), text_labels=text_labels)
+        C, h, w = grid_map.shape[-3:]
+        pos = sine_embedding_2d(h, w, C, device=grid_map.device).to(grid_map.dtype)
+        _, keys, _, values = self._lstt(grid_map, None, self._id_embedding(onehot), pos)
+        state = PropagatorState(num_objects=num_objects, id_map=id_map, size=size, grid=(h, w), pos=pos,
+                                policy=policy, store=policy.new_store(), short=list(zip(keys, values)),
+                                text_labels=text_labels)
         policy.add_keyframe(state.store, keys, values, frame=0)
         state.memorised.append(0)
         return state
@@ -186,7 +188,7 @@ class AudioInsertPropagator(nn.Module):
         return self._propagate(skips, grid_map, state, soft=False), state
 
     def _propagate(self, skips: list[Tensor], grid_map: Tensor, state: PropagatorState, soft: bool) -> Tensor:
-        outs, keys, hs, _ = self._lstt(grid_map, state, None)
+        outs, keys, hs, _ = self._lstt(grid_map, state, None, state.pos)
         id_logits = self.decoder(outs, skips)
         logits = self.identity.gather(id_logits, state.id_map)
         logits = F.interpolate(logits, size=state.size, mode="bilinear", align_corners=False)

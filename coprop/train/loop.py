@@ -49,6 +49,8 @@ class TrainParams:
     resume: bool = True                  # continue from the newest checkpoint of this stage if there is one
     val_every: int = 1                   # epochs between validations (the last epoch is always validated)
     deterministic: bool = False          # GPU: torch.use_deterministic_algorithms (slower, bit-exact resume)
+    num_threads: int | None = None       # CPU intra-op threads while training (None: leave torch's setting);
+                                         # 1 is often fastest on a shared, oversubscribed CPU
 
     def replace(self, **changes) -> "TrainParams":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -162,6 +164,18 @@ def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any
     after every optimizer step (after any checkpoint), e.g. to stop a run in tests.
     """
     p = params
+    threads_before = torch.get_num_threads()
+    if p.num_threads:
+        torch.set_num_threads(p.num_threads)
+    try:
+        return _fit(model, dataset, loss_fn, p, out_dir, stage, evaluate, collate, metrics_csv, on_step_end,
+                    trainable)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, collate, metrics_csv, on_step_end,
+         trainable) -> FitResult:
     ctx = ddp.setup(p.device)
     out_dir = Path(out_dir)
     ck_dir = out_dir / "checkpoints" / stage

@@ -28,10 +28,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "baseline": dict(epochs=1, batch_size=1, lr=1e-3, max_steps_per_epoch=2, checkpoint_every=0),
     },
     "demo": {
-        "keyframe": dict(epochs=6, batch_size=8, lr=1e-3, warmup_steps=10, checkpoint_every=25),
-        "keyframe_ft": dict(epochs=3, batch_size=8, lr=3e-4, checkpoint_every=25),
-        "propagator": dict(epochs=8, batch_size=4, lr=1e-3, warmup_steps=10, checkpoint_every=25),
-        "baseline": dict(epochs=8, batch_size=4, lr=1e-3, warmup_steps=10, checkpoint_every=25),
+        "keyframe": dict(epochs=4, batch_size=8, lr=1e-3, warmup_steps=10, checkpoint_every=25, num_threads=1),
+        "keyframe_ft": dict(epochs=3, batch_size=8, lr=3e-4, checkpoint_every=25, num_threads=1),
+        "propagator": dict(epochs=5, batch_size=4, lr=1e-3, warmup_steps=10, checkpoint_every=25, num_threads=1),
+        "baseline": dict(epochs=4, batch_size=4, lr=1e-3, warmup_steps=10, checkpoint_every=25, num_threads=1),
     },
     "paper": {
         "keyframe": dict(epochs=100, batch_size=4, lr=1e-4, checkpoint_every=500),
@@ -68,11 +68,13 @@ def load_splits(data_root: str | Path = "", subset: str = "ms3", synthetic_prese
 
 def train_all(data_root: str | Path = "", subset: str = "ms3", run_dir: str | Path | None = None,
               preset: str = "demo", config: str = "tiny", seed: int = 0, stages: Sequence[str] = STAGES,
-              synthetic_preset: str | None = None, val_limit: int | None = None, **overrides
-              ) -> dict[str, StageResult]:
+              synthetic_preset: str | None = None, val_limit: int | None = None, window: int | None = None,
+              stage_overrides: dict[str, dict[str, Any]] | None = None, **overrides) -> dict[str, StageResult]:
     """Train ``stages`` in order into ``run_dir``; returns {stage: StageResult}.
 
-    ``overrides`` (TrainParams fields, e.g. device='cpu', resume=False) apply to every stage. With the
+    ``overrides`` (TrainParams fields, e.g. device='cpu', resume=False) apply to every stage,
+    ``window``: frames per propagator/baseline sample (default: the shortest clip);
+    ``stage_overrides`` ({stage: {field: value}}) to one stage (e.g. {'keyframe_ft': {'epochs': 2}}). With the
     default ``resume=True`` a re-run continues an interrupted stage and skips finished ones quickly.
     """
     unknown = [s for s in stages if s not in STAGES]
@@ -91,8 +93,9 @@ def train_all(data_root: str | Path = "", subset: str = "ms3", run_dir: str | Pa
            "baseline": train_baseline}
     results: dict[str, StageResult] = {}
     for stage in stages:
-        p = stage_params(preset, stage, seed=seed, **overrides)
+        p = stage_params(preset, stage, seed=seed, **{**overrides, **(stage_overrides or {}).get(stage, {})})
         t0 = time.perf_counter()
-        results[stage] = fns[stage](cfg, train, val, run_dir, params=p)
+        kw = {"window": window} if stage in ("propagator", "baseline") else {}
+        results[stage] = fns[stage](cfg, train, val, run_dir, params=p, **kw)
         print(f"[train_all] {stage}: {time.perf_counter() - t0:.1f} s -> {results[stage].weights}", flush=True)
     return results

@@ -1,0 +1,88 @@
+"""Training samples: the keyframe subset is the annotate module's, propagation targets stop at the next
+control point, and every random choice is a function of (seed, epoch, index)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coprop.train.data import (ClipSamples, FrameSamples, PreparedClip, PropagationSamples, is_keyframe,
+                               prepare_clips)
+
+
+@pytest.fixture(scope="module")
+def ms3(synth_root):
+    from coprop.data import open_dataset
+
+    clips = open_dataset(synth_root, "ms3", "train")
+    return clips, prepare_clips(clips, 64)
+
+
+def test_keyframe_subset_matches_annotate(ms3):
+    from coprop.controlpoints.annotate import keyframe_subset
+
+    clips, prepared = ms3
+    frames = FrameSamples(prepared, select=is_keyframe)
+    assert frames.index == keyframe_subset(clips)
+    assert len(FrameSamples(prepared)) == sum(int(c.gt.sum()) for c in prepared) >= len(frames)
+
+
+def test_frame_samples_shapes_and_deterministic_flips(ms3):
+    _, prepared = ms3
+    ds = FrameSamples(prepared, seed=3)
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 64) and item["audio"].shape == (1, 96, 64)
+    assert item["mask"].dtype == torch.long and set(item["mask"].unique().tolist()) <= {0, 1}
+    flips = []
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        a, b = ds[1], ds[1]
+        assert torch.equal(a["image"], b["image"])          # same (seed, epoch, index): same sample
+        flips.append(torch.equal(a["mask"], torch.from_numpy(prepared[ds.index[1][0]].masks[ds.index[1][1]]).long()))
+    assert len(set(flips)) == 2, "flip augmentation never varies across epochs"
+
+
+def _clip(masks: np.ndarray, gt: list[bool], cps: list[int]) -> PreparedClip:
+    T, S = masks.shape[:2]
+    return PreparedClip("c", np.zeros((T, S, S, 3), np.uint8), np.zeros((T, 1, 96, 64), np.float32),
+                        masks.astype(np.uint8), np.array(gt), cps)
+
+
+def test_propagation_targets_stop_at_the_next_control_point():
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:3, :8, :8] = 1
+    masks[3:, 20:, 20:] = 1
+    c = _clip(masks, [True] * 6, [1, 0, 0, 1, 0, 0])
+    ds = PropagationSamples([c], "binary", window=4, seed=0, within_segment=True)
+    assert ds.items[0][1] == [0, 1, 3, 4]                   # frame 2 and 5: nothing of their segment follows
+    assert ds._weights(c, 0).tolist() == [True, True, False]
+    assert ds._weights(c, 1).tolist() == [True, False, False]
+    across = PropagationSamples([c], "binary", window=4, within_segment=False)
+    assert across._weights(c, 1).tolist() == [True, True, True]
+    item = ds[0]
+    assert item["frames"].shape == (4, 3, 32, 32) and item["targets"].shape == (3, 32, 32)
+    assert int(item["num_objects"]) == 1
+
+
+def test_semantic_identities_follow_the_keyframe_classes():
+    masks = np.zeros((3, 32, 32), np.uint8)
+    masks[:, :10] = 7
+    masks[:, 20:] = 42
+    masks[2, 10:12] = 9                                       # a class absent from the keyframe
+    c = _clip(masks, [True] * 3, [1, 0, 0])
+    ds = PropagationSamples([c], "semantic", window=3, hflip=False)
+    item = ds[0]
+    assert int(item["num_objects"]) == 2
+    assert set(item["first_mask"].unique().tolist()) == {0, 1, 2}
+    assert (item["targets"][1][masks[2] == 9] == 0).all()     # unknown class -> background identity
+    assert (item["targets"][0][masks[1] == 42] == 2).all()
+
+
+def test_s4_train_has_nothing_to_propagate(synth_root):
+    from coprop.data import open_dataset
+
+    s4 = prepare_clips(open_dataset(synth_root, "s4", "train"), 64)
+    assert all(c.gt.sum() == 1 for c in s4)
+    assert len(PropagationSamples(s4, "binary", window=5)) == 0
+    clips = ClipSamples(s4, seed=0)
+    assert len(clips) == len(s4) and clips[0]["gt"].tolist() == [True, False, False, False, False]
