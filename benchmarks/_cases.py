@@ -294,3 +294,86 @@ def propagator_train_case(probe, config: str, batch: int, dtype: str, size: int 
     n, s = _repeat(probe, one, min_seconds)
     return {"fps": batch * n / s, "iters": n, "size": cfg.image_size, "unit": "clips/s",
             "clip_len": clip_len}
+
+
+# --------------------------------------------------------------------------------------------- profiling
+class ModuleClock:
+    """Inclusive wall time per top-level submodule (forward pre/post hooks, device synchronised)."""
+
+    def __init__(self, probe, models: dict[str, torch.nn.Module]):
+        self.probe, self.ms, self.calls, self._t0, self._handles = probe, {}, {}, {}, []
+        for prefix, model in models.items():
+            for name, child in model.named_children():
+                # containers are iterated, never called: time their members under the container's name
+                members = list(child.children()) if isinstance(child, (torch.nn.ModuleList, torch.nn.ModuleDict)) \
+                    else [child]
+                for m in members:
+                    self._handles.append(m.register_forward_pre_hook(self._pre(f"{prefix}.{name}")))
+                    self._handles.append(m.register_forward_hook(self._post(f"{prefix}.{name}")))
+
+    def _pre(self, key):
+        def hook(module, args):
+            self.probe.sync()
+            self._t0.setdefault(key, []).append(time.perf_counter())
+        return hook
+
+    def _post(self, key):
+        def hook(module, args, output):
+            self.probe.sync()
+            self.ms[key] = self.ms.get(key, 0.0) + 1000.0 * (time.perf_counter() - self._t0[key].pop())
+            self.calls[key] = self.calls.get(key, 0) + 1
+        return hook
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def profile_case(probe, component: str, config: str, batch: int = 1, dtype: str = "fp32", size: int | None = None,
+                 seed: int = 0, frames: int = 20, segment_len: int = 10, top_ops: int = 12) -> dict[str, Any]:
+    """Where the time of ``component`` ('propagator_step' | 'pipeline' | 'keyframe') goes, per frame:
+    inclusive ms per top-level submodule, the rest (glue outside modules), and torch.profiler's top operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    seed_all(seed)
+    cfg = model_config(config, size)
+    keyframe, propagator = build("keyframe", cfg, probe.device), build("propagator", cfg, probe.device)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    if component == "pipeline":
+        pipe = pipeline(keyframe, propagator)
+        cps = control_points(frames, segment_len)
+
+        def work():
+            run_pipeline_streams(pipe, pool, frames, cps)
+    elif component == "propagator_step":
+        mask = (torch.rand(batch, cfg.image_size, cfg.image_size, device=probe.device) > 0.5).long()
+        box: list = []
+
+        def work():
+            state = box[0] if box else propagator.start(*pool.frame(0), mask, 1)
+            for t in range(frames):
+                _, state = propagator.step(*pool.frame(t + 1), state)
+            box[:] = [state]
+    elif component == "keyframe":
+        def work():
+            for t in range(frames):
+                keyframe(*pool.frame(t), None)
+    else:
+        raise ValueError(f"cannot profile component {component!r}")
+    with torch.inference_mode(), autocast(probe.device, dtype):
+        work()  # warm-up (and, for the step, fills the memory bank)
+        clock = ModuleClock(probe, {"keyframe": keyframe, "propagator": propagator})
+        probe.start()
+        with probe.timed() as t:
+            work()
+        clock.remove()
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if probe.cuda else [])
+        with profile(activities=acts) as prof:
+            work()
+    n = frames * batch
+    total = 1000.0 * t[0] / n
+    modules = sorted(((k, v / n) for k, v in clock.ms.items()), key=lambda kv: -kv[1])
+    glue = total - sum(v for _, v in modules)
+    sort_key = "self_cuda_time_total" if probe.cuda else "self_cpu_time_total"
+    return {"ms_per_frame": total, "modules_ms_per_frame": modules + [("(outside modules)", glue)],
+            "ops_table": prof.key_averages().table(sort_by=sort_key, row_limit=top_ops)}

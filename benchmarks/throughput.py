@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--clip-len", type=int, default=20, help="pipeline: frames per streamed clip")
     ap.add_argument("--segment-len", type=int, default=10, help="pipeline: a control point every N frames")
     ap.add_argument("--min-seconds", type=float, default=3.0, help="time each case for at least this long")
+    ap.add_argument("--profile", default="missed", choices=["missed", "all", "none"],
+                    help="profile the components behind missed targets (or all target components) and write "
+                         "<stem>_profile.md: ms per submodule and the top operators")
     H.common_args(ap)
     return ap.parse_args(argv)
 
@@ -127,6 +130,47 @@ def targets(rows: list[dict], device: str) -> list[dict]:
     return out
 
 
+def profile_targets(args, device: str, tgt: list[dict], stem: Path) -> Path | None:
+    """Profile (in a fresh process each) the (config, component) pairs behind the targets; returns the report."""
+    wanted = []
+    for row in tgt:
+        if args.profile == "none" or (args.profile == "missed" and row["met"] != "no"):
+            continue
+        config = "paper" if row["target"].startswith("paper") else "tiny"
+        component = "pipeline" if "pipeline" in row["target"] else "propagator_step"
+        if config in args.configs.split(",") and (config, component) not in wanted:
+            wanted.append((config, component))
+    if not wanted:
+        return None
+    parts = [f"# Where the time goes ({H.device_name(device)}, B=1, fp32, random weights)",
+             "*Inclusive ms per frame of each top-level submodule (device synchronised at module boundaries, "
+             "which itself costs a little on GPU); '(outside modules)' is the glue between them: input "
+             "preparation, identity gather/scatter, resizing, copies to the CPU. Then torch.profiler's "
+             "top operators over the same work.*"]
+    for config, component in wanted:
+        kwargs = {"component": component, "config": config, "size": args.size or None, "seed": args.seed,
+                  "frames": max(args.clip_len, 10), "segment_len": args.segment_len}
+        load = H.load_average()
+        res = H.run_case("benchmarks._cases:profile_case", kwargs, device=device, timeout_s=args.timeout,
+                         threads=args.threads, isolate=not args.no_isolate)
+        parts.append(f"## {config} {component}: {res.get('ms_per_frame', float('nan')):.1f} ms/frame "
+                     f"(load average {load}, {res.get('threads', '?')} threads)")
+        if res["status"] != H.OK:
+            parts.append(f"profiling failed: {res['status']} {res.get('note', '')}")
+            continue
+        mods = [{"module": k, "ms_per_frame": round(v, 2), "share": f"{v / res['ms_per_frame']:.0%}"}
+                for k, v in res["modules_ms_per_frame"]]
+        parts.append(H.markdown_table(mods, ["module", "ms_per_frame", "share"]))
+        parts.append("```\n" + res["ops_table"] + "\n```")
+        print(f"\n[profile] {config} {component}: {res['ms_per_frame']:.1f} ms/frame")
+        H.print_table(mods, ["module", "ms_per_frame", "share"])
+    from coprop.io import write_text
+
+    path = Path(f"{stem}_profile.md")
+    write_text(path, "\n\n".join(parts) + "\n")
+    return path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = H.resolve_device(args.device)
@@ -144,7 +188,8 @@ def main(argv=None) -> int:
     H.print_table(rows, ["config", "component", "dtype", "batch", "size", "fps", "unit", "status", "note"],
                   "Throughput")
     H.print_table(tgt, H.TARGET_COLUMNS, "Targets")
-    print(f"\nwrote {stem}.csv, {stem}.md")
+    prof = profile_targets(args, device, tgt, stem)
+    print(f"\nwrote {stem}.csv, {stem}.md" + (f", {prof}" if prof else ""))
     return 0
 
 

@@ -30,11 +30,17 @@ import torch
 from coprop.errors import ConfigError
 from coprop.progress import progress
 
-# Image size and data limits per suite preset; epochs come from coprop.train.PRESETS (same names).
+# Per suite preset: model input size, and overrides of coprop.train.PRESETS[<suite>] per stage. The demo
+# overrides cap the steps so that all 8 models of a suite train in a few minutes on a 2-core CPU (coprop demo's
+# 20-minute budget covers data, training, evaluation and every notebook).
 SUITES: dict[str, dict[str, Any]] = {
-    "smoke": dict(image_size=64, max_train_clips=None),
-    "demo": dict(image_size=96, max_train_clips=None),
-    "paper": dict(image_size=None, max_train_clips=None),   # None: the model config's own size (224)
+    "smoke": dict(image_size=64, max_train_clips=None, train={}),
+    "demo": dict(image_size=64, max_train_clips=None, train={
+        "keyframe": dict(epochs=2, max_steps_per_epoch=30, checkpoint_every=20),
+        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=10, checkpoint_every=0),
+        "propagator": dict(epochs=3, max_steps_per_epoch=12, checkpoint_every=12),
+        "baseline": dict(epochs=3, max_steps_per_epoch=12, checkpoint_every=12)}),
+    "paper": dict(image_size=None, max_train_clips=None, train={}),   # None: the model config's size (224)
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline")),
@@ -169,7 +175,8 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
             va.mode, va.class_names = tr.mode, tr.class_names
             prepared[cfg.image_size] = (tr, va)
         tr, va = prepared[cfg.image_size]
-        p = T.stage_params(suite, stage, seed=seed, device=pick_device(device))
+        p = T.stage_params(suite, stage, seed=seed, device=pick_device(device),
+                           **SUITES[suite]["train"].get(stage, {}))
         out = base / variant
         t0 = time.perf_counter()
         echo(f"  training {variant}/{stage} (seed {seed}, suite {suite}) ...")

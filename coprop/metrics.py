@@ -33,6 +33,16 @@ def _tensor(x, dtype=torch.float32) -> torch.Tensor:
     return t.detach().to("cpu", dtype)
 
 
+def avss_labels(logits) -> torch.Tensor:
+    """Predicted class map [N,H,W] (CPU) = argmax of the float32 softmax over dim 1 (ties: first class), computed
+    on the device the logits live on (the official scripts run it on the GPU; on CPU it dominates AVSS scoring)."""
+    lg = logits if isinstance(logits, torch.Tensor) else torch.as_tensor(np.asarray(logits))
+    lg = lg.detach().float()
+    if lg.ndim != 4:
+        raise ValueError(f"AVSS: logits must be [N,K,H,W], got {tuple(lg.shape)}")
+    return torch.argmax(torch.softmax(lg, 1), 1).cpu()
+
+
 def _check3(logits: torch.Tensor, gt: torch.Tensor, what: str) -> None:
     if logits.ndim != 3 or logits.shape != gt.shape:
         raise ValueError(f"{what}: logits and gt must both be [N,H,W], got {tuple(logits.shape)} and {tuple(gt.shape)}")
@@ -160,10 +170,7 @@ class AVSSAccumulator:
 
     def add(self, logits, gt) -> None:
         """``logits`` [N,K,H,W] with K <= num_classes; prediction = argmax of the softmax (ties: first class)."""
-        logits = _tensor(logits)
-        if logits.ndim != 4:
-            raise ValueError(f"AVSS: logits must be [N,K,H,W], got {tuple(logits.shape)}")
-        self.add_labels(torch.argmax(torch.softmax(logits, 1), 1), gt)
+        self.add_labels(avss_labels(logits), gt)
 
     def add_padded(self, n: int) -> None:
         """``n`` padded frames: all-zero logits -> background everywhere vs all-background GT: IoU = F = 1 on bg."""
@@ -189,7 +196,7 @@ def avss_scores(logits, gt, num_classes: int | None = None) -> tuple[float, floa
 
     ``num_classes`` defaults to K (71 on AVSBench-semantic); classes never seen still divide the mean.
     """
-    acc = AVSSAccumulator(num_classes or _tensor(logits).shape[1])
+    acc = AVSSAccumulator(num_classes or tuple(logits.shape)[1])
     acc.add(logits, gt)
     return acc.result()
 
@@ -283,7 +290,11 @@ class Evaluator:
         self.bad: list[dict[str, str]] = []
 
     def _prepare(self, name, logits, gt, gt_available):
-        lg, g = _tensor(logits), torch.as_tensor(np.asarray(gt) if not isinstance(gt, torch.Tensor) else gt).long()
+        g = torch.as_tensor(np.asarray(gt) if not isinstance(gt, torch.Tensor) else gt).long().cpu()
+        if self.mode == "semantic":  # scored from the argmax map, computed where the logits live
+            lg = logits.detach().float() if isinstance(logits, torch.Tensor) else _tensor(logits)
+        else:
+            lg = _tensor(logits)
         if g.ndim != 3:
             raise DataError(None, f"clip {name}: gt must be [T,H,W], got shape {tuple(g.shape)}")
         if self.mode == "binary" and lg.ndim == 4:
@@ -307,7 +318,9 @@ class Evaluator:
         """Score one clip: ``logits`` [T,1,H,W] or [T,H,W] (binary) / [T,K,H,W] (semantic), ``gt`` [T,H,W].
 
         ``control_points`` are the GT control points used for the near/far alignment split (default: computed
-        from ``gt``). Returns the clip's row (also kept in ``self.rows``).
+        from ``gt`` over the ``gt_available`` frames; pass them when scoring a subset of a clip's frames).
+        Returns the clip's row (also kept in ``self.rows``): J (or mIoU) and F of the clip alone (as one
+        F-batch), alignment rates.
         """
         lg, g, avail = self._prepare(name, logits, gt, gt_available)
         idx = torch.nonzero(avail).flatten()
@@ -325,7 +338,7 @@ class Evaluator:
                 self._acc = AVSSAccumulator(C)
             if K > self._acc.num_classes:
                 raise DataError(None, f"clip {name}: {K} logit channels but num_classes={self._acc.num_classes}")
-            labels = torch.argmax(torch.softmax(lg, 1), 1)
+            labels = avss_labels(lg)
             clip_acc = AVSSAccumulator(self._acc.num_classes)
             clip_acc.add_labels(labels[idx], g[idx])  # validates class ids before anything is pooled
             pred = labels.numpy()

@@ -30,12 +30,13 @@ class RunOutput:
     def data_note(self) -> str:
         return SYNTHETIC_NOTE if self.synthetic else "Data: AVSBench."
 
-    def table(self, df, name: str, caption: str = "") -> Path:
-        """Write ``name.csv`` and ``name.md`` (caption and data label above the table)."""
+    def table(self, df, name: str, caption: str = "", digits: int = 4) -> Path:
+        """Write ``name.csv`` and ``name.md`` (caption and data label above the table; floats in the Markdown
+        rounded to ``digits`` decimals, the CSV keeps full precision)."""
         with atomic_path(self.dir / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
         head = "\n\n".join(x for x in (caption, f"*{self.data_note}*") if x)
-        write_text(self.dir / f"{name}.md", f"{head}\n\n{_markdown(df)}\n")
+        write_text(self.dir / f"{name}.md", f"{head}\n\n{_markdown(df, digits)}\n")
         return self.dir / f"{name}.csv"
 
     def figure(self, fig, name: str, dpi: int = 110) -> Path:
@@ -53,16 +54,18 @@ class RunOutput:
         return write_json(path, current)
 
 
-def _markdown(df) -> str:
+def _markdown(df, digits: int = 4) -> str:
     """A pipe table without the optional tabulate dependency."""
     cols = [str(c) for c in df.columns]
-    rows = [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
+    rows = [[_fmt(v, digits) for v in row] for row in df.itertuples(index=False)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def _fmt(v) -> str:
+def _fmt(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""   # missing (NaN / None) cells stay empty rather than printing 'nan'
     if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+        return f"{v:.{digits}f}" if abs(v) < 1000 else f"{v:.1f}"
     return str(v)

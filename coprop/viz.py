@@ -16,6 +16,7 @@ _BASE = np.array([
     [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
     [0, 0, 128], [128, 128, 128]], dtype=np.uint8)
 OK_COLOR, MISS_COLOR, EMPTY_COLOR = "#3cb44b", "#e6194b", "#d9d9d9"
+BINARY_COLOR = (0, 235, 255)   # cyan: rare in natural and synthetic scenes, so the mask reads as a mask
 
 
 def _np(x) -> np.ndarray:
@@ -52,6 +53,8 @@ def overlay(frame, mask, alpha: float = 0.5, color=None, outline: bool = True) -
     """Blend ``mask`` ([H,W] ints: 0 background, >0 object / class id) over an RGB uint8 frame."""
     img = _np(frame).astype(np.float32).copy()
     m = _resize_nearest(_np(mask).astype(np.int64), img.shape[:2])
+    if color is None and m.max(initial=0) == 1:
+        color = BINARY_COLOR
     for cid in np.unique(m):
         if cid == 0:
             continue

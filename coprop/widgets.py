@@ -7,6 +7,7 @@ interactive widget in JupyterLab; in headless runs (papermill, CI, ``COPROP_HEAD
 from __future__ import annotations
 
 import io
+import textwrap
 import wave
 from typing import Mapping, Sequence
 
@@ -72,9 +73,9 @@ class Viewer:
         rows = self.rows()
         extra = int(bool(self.control_points)) + int(bool(self.per_frame_j))
         cell = 1.5
-        fig = plt.figure(figsize=(max(7.0, cell * len(idx)), cell * len(rows) + 1.6 * extra))
-        gs = fig.add_gridspec(len(rows) + extra, len(idx),
-                              height_ratios=[cell] * len(rows) + [1.6] * extra)
+        fig = plt.figure(figsize=(cell * len(idx) + 1.6, cell * len(rows) + 1.8 * extra))
+        gs = fig.add_gridspec(len(rows) + extra, len(idx), height_ratios=[cell] * len(rows) + [1.8] * extra,
+                              left=1.4 / (cell * len(idx) + 1.6), right=0.99, wspace=0.05, hspace=0.25)
         frames = self.clip.frames
         for r, (label, m) in enumerate(rows.items()):
             for c, t in enumerate(idx):
@@ -88,7 +89,7 @@ class Viewer:
                 if title:
                     ax.set_title(title, fontsize=7, pad=2)
                 if c == 0:
-                    ax.set_ylabel(label, fontsize=8)
+                    ax.set_ylabel(textwrap.fill(label, 16), fontsize=7)
         row = len(rows)
         if self.control_points:
             viz.control_point_timeline(self.control_points, ax=fig.add_subplot(gs[row, :]))

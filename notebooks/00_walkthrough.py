@@ -119,7 +119,8 @@ out.figure(viz.mask_grid(clip.frames, {"GT": clip.masks, **{k: r.logits for k, r
 pfj = {name: E.per_frame_j(r, clip) for name, r in runs.items()}
 out.figure(viz.j_per_frame(pfj, cps["learned"]), "masks_vs_gt")
 scores = E.clip_scores(runs, clip)
-out.table(scores, "walkthrough_scores", caption=f"One clip ({clip.name}): J, F and Alignment Rate in %.")
+out.table(scores, "walkthrough_scores", caption=f"One clip ({clip.name}): J, F and Alignment Rate in %.",
+          digits=2)
 scores
 
 # %%

@@ -43,6 +43,7 @@ from coprop.controlpoints import annotate
 from coprop.controlpoints.annotate_plots import control_point_raster
 from coprop.data import open_dataset
 from coprop.data.synth import is_synthetic, resolve_root
+from coprop.errors import DataError
 from coprop.reports import RunOutput
 
 # %% tags=["parameters"]
@@ -64,7 +65,7 @@ print(out.data_note, "\nroot:", root)
 datasets = {"S4-style": open_dataset(root, "s4", split), "MS3-style": open_dataset(root, "ms3", split)}
 try:
     datasets["AVSS-style"] = open_dataset(root, "avss", split)
-except Exception as e:  # an AVSBench copy without the semantic subset still gets the S4/MS3 rows
+except DataError as e:  # an AVSBench copy without the semantic subset still gets the S4/MS3 rows
     print("AVSS subset not used:", e)
 records = {name: annotate.clip_records(ds, iou_threshold=iou_threshold, area_floor=area_floor)
            for name, ds in datasets.items()}
@@ -97,10 +98,11 @@ for name in ("MS3-style", "AVSS-style", "S4-style"):
 
 # %% [markdown]
 # ## Segment lengths
-# A segment runs from one control point to the next; its first frame is the keyframe.
+# A segment runs from one control point to the next; its first frame is the keyframe. (MOC-style is a subset
+# of MS3-style and is left out here.)
 
 # %%
-fig = viz.segment_length_hist({n: [r["control_points"] for r in records[n]] for n in order})
+fig = viz.segment_length_hist({n: [r["control_points"] for r in records[n]] for n in order if n != "MOC-style"})
 out.figure(fig, "segment_lengths")
 
 # %% [markdown]
@@ -125,6 +127,18 @@ if rows:
 agreement
 
 # %% [markdown]
+# ## What the audio of a frame hears (synthetic data only)
+# A frame's audio is a 0.96 s VGGish window, while its GT is what sounds at the frame instant (k + 15/16 s).
+# Near a conversion the window often holds two sources, or mostly the other one: the temporal misalignment a
+# model that reads each frame's audio on its own has to cope with.
+
+# %%
+windows = annotate.audio_window_table({n: records[n] for n in order if n != "MOC-style"})
+if len(windows):
+    out.table(windows, "audio_windows", caption="0.96 s audio windows near (+-1 frame) and far from GT control points")
+windows
+
+# %% [markdown]
 # ## Keyframe subset (fine-tuning set of the Keyframe Processor)
 
 # %%
@@ -142,5 +156,6 @@ summary = {f"{n}_{k}": v for n, row in table3.set_index("Dataset").iterrows()
 out.metrics(**summary, split=split, iou_threshold=iou_threshold, area_floor=area_floor,
             keyframes=key_counts, keyframe_split=keyframe_split,
             mask_rule_exact_pct={r["Dataset"]: r["exact list match (%)"] for r in rows},
+            audio_windows=windows.to_dict(orient="records"),
             root=str(root), synthetic_preset=synthetic_preset if synthetic else None, seed=seed)
 summary

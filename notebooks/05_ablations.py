@@ -69,7 +69,7 @@ print(ev.data_label, "| training seeds:", seed_list)
 # %%
 t1 = E.table1(ev)
 out.table(t1, "table1", caption="Table 1 style: baseline vs Co-Prop vs Co-Prop with the baseline as keyframe "
-          "model. paper: columns = the paper's Table 1 (AVSBench, PVT-v2).")
+          "model. paper: columns = the paper's Table 1 (AVSBench, PVT-v2).", digits=2)
 fig = E.fig4(ev)
 out.figure(fig, "fig4_plug_and_play")
 t1
@@ -80,7 +80,7 @@ t1
 # %%
 t2a = E.table2a(ev)
 out.table(t2a, "table2a", caption="Table 2a: KPF / RCPG / AIP on and off. paper: columns = the paper's "
-          "Table 2a (AVSBench, PVT-v2).")
+          "Table 2a (AVSBench, PVT-v2).", digits=2)
 t2a
 
 # %% [markdown]
@@ -91,7 +91,7 @@ t2a
 # %%
 t2b = E.table2b(ev)
 out.table(t2b, "table2b", caption="Table 2b: control-point sources. paper: columns = the paper's Table 2b "
-          "(AVSBench, PVT-v2); learned and GT rows have no paper counterpart.")
+          "(AVSBench, PVT-v2); learned and GT rows have no paper counterpart.", digits=2)
 t2b
 
 # %% [markdown]
@@ -102,7 +102,7 @@ t2b
 # %%
 t4 = E.table4(ev)
 out.table(t4, "table4", caption="Table 4: audio vs text guidance. paper: columns = the paper's Table 4 "
-          "(AVSBench; backbone not stated).")
+          "(AVSBench; backbone not stated).", digits=2)
 t4
 
 # %% [markdown]
@@ -111,7 +111,7 @@ t4
 # %%
 t5 = E.table5(ev)
 out.table(t5, "table5", caption="Table 5: audio insertion levels. paper: columns = the paper's Table 5 "
-          "(AVSBench; backbone not stated).")
+          "(AVSBench; backbone not stated).", digits=2)
 t5
 
 # %% [markdown]
@@ -120,7 +120,7 @@ t5
 # %%
 t6 = E.table6(ev)
 out.table(t6, "table6", caption="Table 6 (paper A.3): Co-Prop on all / key / normal frames. paper: columns = "
-          "the paper's Table 6 (AVSBench; backbone not stated).")
+          "the paper's Table 6 (AVSBench; backbone not stated).", digits=2)
 t6
 
 # %%

@@ -70,7 +70,7 @@ print(f"{ev.data_label}; MOC-style clips (a GT conversion after frame 0): {len(m
 # %%
 rates = E.alignment_report(ev, methods)
 out.table(rates, "alignment_rates", caption=f"Alignment Rate (%), tau {tau}, near = within ±{k} frames of a GT "
-          "source conversion. MOC-style = clips with a conversion after frame 0 (paper Fig. 3).")
+          "source conversion. MOC-style = clips with a conversion after frame 0 (paper Fig. 3).", digits=2)
 out.figure(E.fig3(rates, k, title=f"Alignment Rate (paper Fig. 3 layout) -- {ev.data_label}"), "fig3_alignment")
 rates
 

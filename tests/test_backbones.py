@@ -118,3 +118,11 @@ def test_unreadable_file(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="cannot read weight file"):
         build_backbone(get_config("tiny", backbone="pvt_v2_b0", backbone_weights=str(path)))
+
+
+def test_other_timm_checkpoint_drops_its_classifier(tmp_path):
+    full = timm.create_model("regnetx_002", pretrained=False)
+    path = tmp_path / "regnetx_002.pth"
+    torch.save({"state_dict": full.state_dict()}, path)  # wrapped, as training scripts often save
+    bb = build_backbone(get_config("tiny", backbone="regnetx_002", backbone_weights=str(path)))
+    assert torch.equal(bb.body.state_dict()["s4.b1.conv1.conv.weight"], full.state_dict()["s4.b1.conv1.conv.weight"])

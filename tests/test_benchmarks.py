@@ -102,7 +102,7 @@ def test_memory_vs_length_script_writes_its_table(tmp_path):
 def test_throughput_script_writes_its_table(tmp_path):
     _run("throughput.py", "--configs", "tiny", "--dtypes", "fp32,bf16", "--batches", "2", "--size", "64",
          "--clip-len", "3", "--segment-len", "2", "--min-seconds", "0.05", "--device", "cpu", "--threads", "1",
-         "--no-isolate", "--out-dir", str(tmp_path))
+         "--no-isolate", "--profile", "all", "--out-dir", str(tmp_path))
     rows = _read(tmp_path / f"throughput_{H.device_slug('cpu')}.csv")
     assert list(rows[0]) == TP.COLUMNS
     by = {(r["component"], r["dtype"]): r for r in rows}
@@ -114,3 +114,6 @@ def test_throughput_script_writes_its_table(tmp_path):
     assert by[("train_propagator", "fp32")]["unit"] == "clips/s"
     targets = _read(tmp_path / f"throughput_{H.device_slug('cpu')}_targets.csv")
     assert any("paper" in t["target"] and t["met"] == "n/a" for t in targets)
+    profile = (tmp_path / f"throughput_{H.device_slug('cpu')}_profile.md").read_text()
+    for section in ("## tiny pipeline", "## tiny propagator_step", "propagator.backbone", "(outside modules)"):
+        assert section in profile

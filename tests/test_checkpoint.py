@@ -205,6 +205,7 @@ def test_load_run_round_trip(tmp_path):
         run.require("propagator")
 
 
+@pytest.mark.slow
 def test_cli_trains_a_stage_into_a_run_folder(tmp_path, synth_root, capsys):
     from coprop.cli import main
 

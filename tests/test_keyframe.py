@@ -103,3 +103,15 @@ def test_segmentation_loss_binary_semantic_and_valid():
     assert segmentation_loss(sem_logits[..., ::2, ::2], sem_target, 3) < 0.01  # logits upsampled to target
     with pytest.raises(ValueError, match="num_classes"):
         segmentation_loss(sem_logits, sem_target, 1)
+
+
+def test_prepare_audio_gives_one_example_per_frame():
+    from coprop.data.clip import Clip, avsbench_frame_times
+    from coprop.models.common import prepare_audio
+
+    t = np.arange(3 * 16000) / 16000.0
+    clip = Clip(frames=np.zeros((3, 8, 8, 3), np.uint8), waveform=(0.3 * np.sin(2 * np.pi * 440 * t)).astype(
+        np.float32), frame_times=avsbench_frame_times(3), meta={"name": "tone", "subset": "s4"})
+    a = prepare_audio(clip)
+    assert a.shape == (3, 1, 96, 64) and a.dtype == torch.float32 and torch.isfinite(a).all()
+    assert a.max() > -4.0  # the tone is there, not the log(0.01) floor

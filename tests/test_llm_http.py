@@ -111,6 +111,11 @@ def test_server_down_is_a_clear_error():
     with pytest.raises(LLMUnavailable) as e:
         be.chat([user("hi", audio=True)], AUDIO)
     assert f"127.0.0.1:{port}/v1/chat/completions" in str(e.value) and "Is the server running" in str(e.value)
+    # the next request fails at once instead of waiting through its own retries
+    t0 = time.perf_counter()
+    with pytest.raises(LLMUnavailable, match="marked down"):
+        be.chat([user("again", audio=True)], AUDIO)
+    assert time.perf_counter() - t0 < 0.5 and be.stats["skipped_down"] == 1 and be.stats["retries"] == 1
 
 
 def test_garbage_and_client_errors_fail_without_retry():
@@ -178,7 +183,7 @@ def test_rcpg_keeps_running_on_fallback(mode, tmp_path):
         if mode == "down":
             srv.httpd.shutdown()
             srv.httpd.server_close()
-        be = ChatServerBackend(url, timeout=0.3, retries=0, backoff=0.01, cache=tmp_path)
+        be = ChatServerBackend(url, timeout=0.3, retries=0, backoff=0.01, cache=tmp_path, down_cooldown=0)
         src = _rcpg(be)
         got = src.predict_many(clips)
     assert got == fallback_lists
@@ -189,3 +194,16 @@ def test_rcpg_keeps_running_on_fallback(mode, tmp_path):
         assert src.parse_stats["rejected"] == 3
     rep = src.report()
     assert rep["rcpg_fallback"] == 3
+
+
+def test_dead_server_costs_one_retry_cycle_not_one_per_clip(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    be = ChatServerBackend(f"http://127.0.0.1:{port}/v1", retries=2, backoff=0.05, cache=tmp_path)
+    src = _rcpg(be)
+    clips = toy_clips(4, seed=2)
+    assert src.predict_many(clips) == [CosineSource(fit_threshold=False)(c) for c in clips]
+    assert be.stats["retries"] == 2 and be.stats["skipped_down"] == 3
+    assert src.stats["backend_error"] == 4 and src.stats["fallback"] == 4

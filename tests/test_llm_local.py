@@ -99,6 +99,7 @@ def test_template_audio_tokens_and_generate(tiny_qwen, tmp_path):
     assert be.chat(msgs, wav) == out and be.stats["cache_hits"] == 1  # second call from the disk cache
 
 
+@pytest.mark.slow
 def test_three_step_rcpg_end_to_end_batched(tiny_qwen, tmp_path):
     """Random weights answer arbitrary bytes: the flow must still run, each clip parsed or its fallback counted."""
     clips = [make_clip("clip-a", [(0, 2.5, "low"), (2.5, 5, "high")]),

@@ -229,3 +229,13 @@ def test_evaluator_binary_j_is_frame_mean_with_empty_gt_rule():
     ev = Evaluator("binary")
     ev.add("c", logits, gt)
     assert ev.result()["J"] == pytest.approx((16 / 64 + 0.0) / 2)
+
+
+def test_avss_prediction_is_argmax_of_float32_softmax():
+    from coprop.metrics import avss_labels
+
+    logits = torch.zeros(1, 3, 1, 2)
+    logits[0, 1, 0, 0] = 1e-8      # softmax rounds classes 0 and 1 to the same value: the first one wins
+    logits[0, 2, 0, 1] = 1.0
+    assert avss_labels(logits).tolist() == [[[0, 2]]]
+    assert torch.argmax(logits, 1).tolist() == [[[1, 2]]]   # plain argmax of the logits would differ

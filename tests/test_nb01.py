@@ -26,6 +26,7 @@ def test_nb01_smoke(tmp_path, synth_root, monkeypatch):
     assert table.loc["MOC-style", "Category Changes (%)"] == 100.0     # MOC = clips with a change, by definition
     assert table.loc["MOC-style", "Videos"] <= table.loc["MS3-style", "Videos"]
     assert "synthetic" in (out / "table3.md").read_text()
+    assert (out / "audio_windows.csv").is_file() and (out / "mask_rule_vs_schedule.csv").is_file()
     for fig in ("raster_ms3.png", "raster_s4.png", "raster_avss.png", "segment_lengths.png"):
         assert (out / fig).stat().st_size > 1000
     metrics = json.loads((out / "metrics.json").read_text())

@@ -56,6 +56,17 @@ def test_unknown_category_falls_back_to_nearest_audio():
     assert s.lookup("a violin", k=2) == ([], "none")
 
 
+def test_prefers_examples_of_the_clip_length():
+    s = _store()
+    s.add("dog-long", "dog", [1, 0, 0, 0, 0, 0, 0, 1, 0, 0])
+    ex, _ = s.lookup("dog", k=5, length=10)
+    assert [x.name for x in ex] == ["dog-long"]
+    ex, _ = s.lookup("dog", k=5, length=5)
+    assert "dog-long" not in {x.name for x in ex} and len(ex) == 3
+    ex, _ = s.lookup("dog", k=5, length=7)  # no clip of that length: any length
+    assert len(ex) == 4
+
+
 def test_never_retrieves_itself():
     s = _store()
     for q in ("dog", "something else"):

@@ -19,7 +19,8 @@ PARAMS = '''seed: int = 0  # random seed
 value: float = 1.5  # number the notebook writes
 fail: bool = False  # raise in the third cell
 sleep_s: float = 0.0  # stall, so a test can kill the runner mid-run
-output_dir: str = "reports/_scratch/nb"  # artefacts'''
+output_dir: str = "reports/_scratch/nb"  # artefacts
+label: str = "x"  # papermill skips this line (two '=': empty = none), the runner must still know it'''
 
 BODY = '''import json, time
 from pathlib import Path
@@ -30,7 +31,7 @@ RAISE = '''x = 1
 if fail:
     raise ValueError("planned failure")'''
 
-WRITE = '''(Path(output_dir) / "metrics.json").write_text(json.dumps({"J": value * 2, "seed": seed, "table": [1, 2]}))'''
+WRITE = '''(Path(output_dir) / "metrics.json").write_text(json.dumps({"J": value * 2, "seed": seed, "table": [1, 2], "label": label}))'''
 
 
 def _write_nb(path: Path, with_output_dir: bool = True) -> Path:
@@ -76,19 +77,19 @@ def test_unknown_parameters_rejected_before_running(tree, tmp_path):
 def test_run_writes_notebook_artefacts_and_index(tree, tmp_path):
     nbs, reports = tree
     cfg = tmp_path / "smoke.yaml"
-    cfg.write_text("defaults:\n  seed: 3\n10_alpha:\n  value: 2.0\n")
+    cfg.write_text("defaults:\n  seed: 3\n10_alpha:\n  value: 2.0\n  label: z\n")
     results = runner.run_notebooks(cfg, notebooks=nbs, reports=reports, echo=lambda *_: None)
     assert [r.status for r in results] == ["ok", "ok"]
     assert (reports / "10_alpha" / "smoke.ipynb").exists()
     metrics = json.loads((reports / "10_alpha" / "smoke" / "metrics.json").read_text())
-    assert metrics == {"J": 4.0, "seed": 3, "table": [1, 2]}
+    assert metrics == {"J": 4.0, "seed": 3, "table": [1, 2], "label": "z"}
     rows = runner.read_index(reports)
     assert [(r["notebook"], r["run"], r["status"]) for r in rows] == [("10_alpha", "smoke", "ok"),
                                                                       ("11_beta", "smoke", "ok")]
     params = json.loads(rows[0]["parameters"])
     assert params["seed"] == 3 and params["value"] == 2.0
     assert params["output_dir"] == str(reports / "10_alpha" / "smoke")
-    assert json.loads(rows[0]["metrics"]) == {"J": 4.0, "seed": 3}   # scalars only
+    assert json.loads(rows[0]["metrics"]) == {"J": 4.0, "seed": 3, "label": "z"}   # scalars only
     assert json.loads(rows[1]["parameters"]) == {"seed": 3}           # beta declares only seed
     assert rows[0]["git_rev"] and float(rows[0]["duration_s"]) > 0
     assert not list(reports.glob("*/*.running"))

@@ -172,3 +172,12 @@ def test_ensure_generates_once_atomically_and_cli_reports(tmp_path, monkeypatch,
     assert "Multi-sources" in out and "train   3" in out and "MB on disk" in out
     assert synth.is_synthetic(root) and synth.is_synthetic(root / "AVSS") and not synth.is_synthetic(tmp_path)
     assert os.environ["COPROP_DATA"] == str(tmp_path)
+
+
+def test_audio_windows_see_the_neighbouring_source():
+    events = [[0.0, 1.5, ["dog"]], [1.5, 5.0, ["car"]]]
+    w = synth.audio_windows(events, 5)
+    assert w[0] == {"mixed": False, "dominant": ["dog"]}
+    # frame 1 sits at 1.94 s (GT: car) but its window [0.96, 1.92) is mostly dog
+    assert w[1] == {"mixed": True, "dominant": ["dog"]}
+    assert [x["dominant"] for x in w[2:]] == [["car"]] * 3

@@ -170,6 +170,9 @@ def clip_records(clips: Iterable, source: str = "masks", iou_threshold: float = 
                "labels": frame_labels(clip, class_names, area_floor)}
         if "sounding" in clip.meta:
             rec["control_points_meta"] = control_points_from_sounding(clip.meta["sounding"])
+            rec["sounding"] = [sorted(s) for s in clip.meta["sounding"]]
+        if "events" in clip.meta:
+            rec["events"] = clip.meta["events"]
         out.append(rec)
     return out
 
@@ -185,6 +188,42 @@ def table3_from_records(records: dict[str, list[dict[str, Any]]]):
                      "Avg.Cate": float(np.mean([r["categories"] for r in recs])) if n else float("nan"),
                      "Category Changes (%)": 100.0 * float(np.mean([r["change"] for r in recs])) if n
                      else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def audio_window_table(records: dict[str, list[dict[str, Any]]], k: int = 1):
+    """Synthetic data only (records with ``events``): how often a frame's 0.96 s audio window holds two sounding
+    states, and how often the state filling most of the window is not the frame's GT, for frames within +-k of
+    a GT control point ('near') and the rest ('far'). This is the misalignment the benchmark is built to show.
+    """
+    import pandas as pd
+
+    from coprop.data.synth import audio_windows
+
+    rows = []
+    for name, recs in records.items():
+        counts = {w: [0, 0, 0] for w in ("near", "far")}  # frames, mixed, dominant != GT
+        for r in recs:
+            if "events" not in r or "sounding" not in r:
+                continue
+            T = r["frames"]
+            near = np.zeros(T, bool)
+            for t in range(1, T):
+                if r["control_points"][t]:
+                    near[max(0, t - k):t + k + 1] = True
+            for t, w in enumerate(audio_windows(r["events"], T)):
+                c = counts["near" if near[t] else "far"]
+                c[0] += 1
+                c[1] += w["mixed"]
+                c[2] += w["dominant"] != r["sounding"][t]
+        if counts["near"][0] + counts["far"][0] == 0:
+            continue
+        row = {"Dataset": name}
+        for where, (n, mixed, wrong) in counts.items():
+            row[f"{where} frames"] = n
+            row[f"{where}: window holds 2 states (%)"] = 100.0 * mixed / n if n else float("nan")
+            row[f"{where}: window's main source != GT (%)"] = 100.0 * wrong / n if n else float("nan")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

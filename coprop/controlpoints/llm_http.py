@@ -8,7 +8,9 @@ Profiles (reference/models-offline.md §3):
   'auto'       'dashscope' when the base URL mentions dashscope/aliyuncs, else 'vllm'.
 Transport is the standard library (urllib). Connection failures, timeouts, HTTP 429 and 5xx are retried
 with exponential backoff (backoff * 2**attempt seconds); other HTTP errors and answers that are not chat
-completions fail at once.
+completions fail at once. Once a request has exhausted its retries the server counts as down for
+``down_cooldown`` seconds: later requests fail at once (counted 'skipped_down') instead of each waiting
+through its own retries, so a dead server costs one retry cycle, not one per clip and turn.
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ class ChatServerBackend(LLMBackend):
 
     def __init__(self, base_url: str, model: str = "", profile: str = "auto", api_key_env: str = "",
                  api_key: str | None = None, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
-                 stream: bool | None = None, max_tokens: int = 256, temperature: float = 0.0, cache=None):
+                 stream: bool | None = None, max_tokens: int = 256, temperature: float = 0.0,
+                 down_cooldown: float = 30.0, cache=None):
         if not base_url:
             raise ConfigError("the http backend needs base_url, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
                               "https://dashscope-intl.aliyuncs.com/compatible-mode/v1")
@@ -80,6 +83,8 @@ class ChatServerBackend(LLMBackend):
             raise ConfigError("DashScope compatible mode requires streaming; leave stream=None or set True")
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
         self.max_tokens, self.temperature = int(max_tokens), float(temperature)
+        self.down_cooldown = float(down_cooldown)
+        self._down: tuple[float, str] | None = None  # (when, why) of the last exhausted retry cycle
 
     @property
     def url(self) -> str:
@@ -115,6 +120,13 @@ class ChatServerBackend(LLMBackend):
         return out
 
     def _post(self, body: dict) -> str:
+        if self._down is not None:
+            when, why = self._down
+            if time.monotonic() - when < self.down_cooldown:
+                self.stats["skipped_down"] += 1
+                raise LLMUnavailable(f"{why} (server marked down {time.monotonic() - when:.0f} s ago; "
+                                     f"retrying after {self.down_cooldown:.0f} s)")
+            self._down = None
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -138,9 +150,11 @@ class ChatServerBackend(LLMBackend):
                 reason = getattr(e, "reason", e)
                 last = f"{type(reason).__name__}: {reason}"
                 continue
-        raise LLMUnavailable(f"no answer from the chat server at {self.url} after {self.retries + 1} tries "
-                             f"(last: {last}). Is the server running? Start one with e.g. `vllm serve "
-                             f"/models/Qwen2-Audio-7B-Instruct`, or check base_url")
+        why = (f"no answer from the chat server at {self.url} after {self.retries + 1} tries (last: {last}). "
+               f"Is the server running? Start one with e.g. `vllm serve /models/Qwen2-Audio-7B-Instruct`, "
+               f"or check base_url")
+        self._down = (time.monotonic(), why)
+        raise LLMUnavailable(why)
 
     def _read_json(self, raw: bytes) -> str:
         try:

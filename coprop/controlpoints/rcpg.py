@@ -122,7 +122,7 @@ class RCPGSource(ControlPointSource):
         from coprop.controlpoints.features import clip_embedding, clip_logmel
 
         return self.store.lookup(category_answer, k=self.k, exclude=clip.name,
-                                 embedding=clip_embedding(clip_logmel(clip)))
+                                 embedding=clip_embedding(clip_logmel(clip)), length=clip.num_frames)
 
     def report(self) -> dict:
         """Counters of the source, the parser and the backend, for tables and metrics.json."""

@@ -123,10 +123,14 @@ class RetrievalStore:
                 return self.synonyms.get(name, name), "mention"
         return None, "none"
 
-    def lookup(self, query: str, k: int = 3, exclude: str | None = None,
-               embedding: np.ndarray | None = None) -> tuple[list[Example], str]:
-        """Up to k examples for the category ``query`` and how they were found (see module docstring)."""
+    def lookup(self, query: str, k: int = 3, exclude: str | None = None, embedding: np.ndarray | None = None,
+               length: int | None = None) -> tuple[list[Example], str]:
+        """Up to k examples for the category ``query`` and how they were found (see module docstring).
+        With ``length``, clips of that many frames are preferred (AVSS mixes 5- and 10-frame clips, and an
+        example list of another length would contradict the instruction)."""
         pool = [e for e in self.entries if e.name != exclude]
+        if length is not None and any(len(e.control_points) == length for e in pool):
+            pool = [e for e in pool if len(e.control_points) == length]
         cat, how = self.resolve(query or "")
         if cat is not None:
             pool = [e for e in pool if self.canonical(e.category) == cat]

@@ -27,7 +27,7 @@ from coprop.data.synth_scene import CATEGORIES, ClipPlan, plan_clip, render
 from coprop.data.synth_layout import CSV_FILES, WRITERS, voc_palette, write_csv
 from coprop.data.synth_sound import mix
 
-__all__ = ["PRESETS", "class_names", "ensure", "generate", "is_synthetic", "make", "resolve_root", "summary",
+__all__ = ["PRESETS", "audio_windows", "class_names", "ensure", "generate", "is_synthetic", "make", "resolve_root", "summary",
            "voc_palette"]
 
 GENERATOR_VERSION = 3
@@ -151,6 +151,26 @@ class Made:
                        for t0, t1, who in self.plan.events],
             "num_frames": self.plan.num_frames,
         }
+
+
+def audio_windows(events: list, num_frames: int, hop: float = 0.96) -> list[dict]:
+    """For each frame k, what its VGGish audio window [hop*k, hop*(k+1)) holds, from a clip's
+    ``meta['events']`` ([t0, t1, [sounding names]] in seconds): ``mixed`` (two or more sounding states overlap the
+    window) and ``dominant`` (the state covering most of the window). Frame k's GT is the state at k + 15/16 s,
+    so near a conversion the window can be dominated by the previous or the next source.
+    """
+    out = []
+    for k in range(num_frames):
+        a, b = hop * k, hop * (k + 1)
+        cover: dict[tuple, float] = {}
+        for t0, t1, who in events:
+            overlap = min(t1, b) - max(t0, a)
+            if overlap > 0:
+                key = tuple(sorted(who))
+                cover[key] = cover.get(key, 0.0) + overlap
+        dominant = max(cover, key=cover.get) if cover else ()
+        out.append({"mixed": len(cover) > 1, "dominant": list(dominant)})
+    return out
 
 
 def make(job: Job, size: int, seed: int) -> Made:

@@ -48,7 +48,7 @@ class MultiHeadAttention(nn.Module):
             elif mask.dtype == torch.bool:
                 mask = mask & keep
             else:
-                mask = mask.masked_fill(~keep, float("-inf"))
+                mask = torch.where(keep, mask, torch.full((), float("-inf"), dtype=mask.dtype, device=mask.device))
         y = F.scaled_dot_product_attention(self._split(q), self._split(k), self._split(v), attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         B, _, Nq, _ = y.shape

@@ -106,7 +106,9 @@ def remap_release_state(name: str, state: dict[str, torch.Tensor], body: nn.Modu
     """A release-format state dict -> the feature model's names (classifier keys dropped)."""
     fam = _family(name)
     model_keys = set(body.state_dict())
-    classifier = str(getattr(body, "pretrained_cfg", {}).get("classifier", "") or "")
+    from timm.models import get_pretrained_cfg_value
+
+    classifier = str(get_pretrained_cfg_value(name, "classifier") or "")
     out = {}
     for k, v in state.items():
         if fam == "pvt_v2":

@@ -218,3 +218,17 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> dict[str, Any]:
             "re-train the stage or fix config.json")
     model.load_state_dict(tensors, strict=True)
     return meta
+
+
+def load_submodule(path: str | Path, model: torch.nn.Module, prefix: str) -> int:
+    """Copy the ``prefix``-ed tensors of a weight file into the same-named tensors of ``model``
+    (e.g. a trained keyframe backbone into the propagator). Returns the number of tensors copied."""
+    tensors, _ = read_weights(path)
+    own = model.state_dict()
+    picked = {k: v for k, v in tensors.items() if k.startswith(prefix)}
+    wanted = {k for k in own if k.startswith(prefix)}
+    if not picked or set(picked) != wanted or any(own[k].shape != v.shape for k, v in picked.items()):
+        raise WeightsError(f"{path}: its {prefix!r} tensors do not match {type(model).__name__}'s "
+                           f"({len(picked)} in the file, {len(wanted)} in the model); train both with one config")
+    model.load_state_dict(picked, strict=False)
+    return len(picked)

@@ -95,14 +95,14 @@ def mean_over_ranks(ctx: DistContext, value: float, count: int) -> float:
     return float(t[0] / t[1].clamp(min=1))
 
 
-def wrap(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, ctx: DistContext, find_unused: bool = False) -> torch.nn.Module:
     if not ctx.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    # unused parameters are legitimate here (e.g. text embeddings when audio guides)
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    # find_unused costs a graph traversal per step; only models with conditional branches need it
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

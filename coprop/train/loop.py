@@ -49,6 +49,7 @@ class TrainParams:
     resume: bool = True                  # continue from the newest checkpoint of this stage if there is one
     val_every: int = 1                   # epochs between validations (the last epoch is always validated)
     deterministic: bool = False          # GPU: torch.use_deterministic_algorithms (slower, bit-exact resume)
+    ddp_find_unused: bool = False        # DDP: allow parameters that get no gradient in a step (slower)
     num_threads: int | None = None       # CPU intra-op threads while training (None: leave torch's setting);
                                          # 1 is often fastest on a shared, oversubscribed CPU
 
@@ -68,7 +69,7 @@ class FitResult:
     model: torch.nn.Module                       # unwrapped, trained, in eval mode
     history: list[dict[str, Any]] = field(default_factory=list)
     train_time_s: float = 0.0                    # optimizer-step time over all epochs (resumes included)
-    samples: int = 0                             # training samples seen by this rank, all epochs
+    samples: int = 0                             # training samples seen by all ranks, all epochs
     resumed_from: str | None = None
 
     @property
@@ -223,7 +224,7 @@ def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, coll
         history = list(state["history"])
         resumed_from = chosen
 
-    net = ddp.wrap(model, ctx)
+    net = ddp.wrap(model, ctx, find_unused=p.ddp_find_unused)
     net.train()
 
     def save(tag: str) -> None:
@@ -307,8 +308,9 @@ def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, coll
     finally:
         ddp.teardown(ctx)
     model.eval()
+    # ranks take equal steps of equal batches, so the run's throughput is world_size times one rank's
     return FitResult(model=model, history=history, train_time_s=prog["train_time"],
-                     samples=prog["samples"], resumed_from=resumed_from)
+                     samples=prog["samples"] * ctx.world_size, resumed_from=resumed_from)
 
 
 def _epoch_row(ctx: ddp.DistContext, prog: dict[str, Any], epoch: int, opt) -> dict[str, Any]:

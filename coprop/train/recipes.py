@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from coprop.errors import ConfigError
 from coprop.models.config import get_config
 from coprop.train.loop import TrainParams
+from coprop.train.run import is_main_process
 from coprop.train.stages import StageResult, finetune_keyframe, prepare, train_baseline, train_keyframe, \
     train_propagator
 
@@ -97,5 +98,6 @@ def train_all(data_root: str | Path = "", subset: str = "ms3", run_dir: str | Pa
         t0 = time.perf_counter()
         kw = {"window": window} if stage in ("propagator", "baseline") else {}
         results[stage] = fns[stage](cfg, train, val, run_dir, params=p, **kw)
-        print(f"[train_all] {stage}: {time.perf_counter() - t0:.1f} s -> {results[stage].weights}", flush=True)
+        if is_main_process():
+            print(f"[train_all] {stage}: {time.perf_counter() - t0:.1f} s -> {results[stage].weights}", flush=True)
     return results

@@ -21,7 +21,7 @@ from torch import nn
 from coprop.errors import ConfigError
 from coprop.models.config import ModelConfig, get_config
 from coprop.train import tasks
-from coprop.train.checkpoint import load_weights, save_weights
+from coprop.train.checkpoint import load_submodule, load_weights, save_weights
 from coprop.train.data import (ClipSamples, FrameSamples, PreparedClip, PropagationSamples, is_keyframe,
                                prepare_clips)
 from coprop.train.loop import FitResult, TrainParams, fit, seed_everything
@@ -90,6 +90,9 @@ def prepare(clips: Sequence, image_size: int, desc: str = "preparing clips") -> 
 
 def _setup(cfg: ModelConfig | str, train_clips: Sequence, val_clips: Sequence | None):
     cfg = get_config(cfg)
+    if cfg.guidance != "audio":
+        raise ConfigError(f"coprop.train trains audio-guided models only (config guidance={cfg.guidance!r}): the "
+                          "datasets give no single category label per frame for the text-guided variant")
     info = data_info(train_clips)
     if cfg.num_classes != info.num_classes:
         cfg = cfg.replace(num_classes=info.num_classes)
@@ -158,9 +161,15 @@ def _train_frames(stage, cfg, train_clips, val_clips, run_dir, epochs, params, o
 def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (),
                      val_clips: Sequence | None = None, run_dir: str | Path = "runs/propagator",
                      epochs: int | None = None, params: TrainParams | None = None, window: int | None = None,
-                     within_segment: bool = True, **overrides) -> StageResult:
+                     within_segment: bool = True, init_backbone: str | Path | None = "auto",
+                     **overrides) -> StageResult:
     """Stage 2: propagate a GT keyframe mask over the following frames (``window`` frames, default the
-    shortest clip), loss on the annotated ones of the same segment."""
+    shortest clip), loss on the annotated ones of the same segment.
+
+    ``init_backbone``: weight file whose ``backbone.*`` initialises the propagator's image encoder; 'auto'
+    = the run's keyframe model when it exists (it stands in for the pretrained AOT encoder of paper 4.2,
+    which the tiny config does not have), None = the config's own initialisation.
+    """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     p = _params(params, epochs, overrides)
@@ -172,18 +181,23 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
                           "(S4's train split annotates frame 0 only): train the propagator on MS3 or AVSS")
     seed_everything(p.seed)
     model = _model("propagator", cfg)
+    backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.PropagatorStep(model, info.mode)
     evaluate = (lambda m: tasks.evaluate_propagator(m.model, val, info.mode, cfg.num_classes, cfg.max_objects)) \
         if val else None
     res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "propagator", evaluate=evaluate)
     return _finish("propagator", run_dir, cfg, info, p, res, model, t0, len(dataset),
-                   {"window": dataset.window, "within_segment": within_segment})
+                   {"window": dataset.window, "within_segment": within_segment, "init_backbone": backbone_from})
 
 
 def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), val_clips: Sequence | None = None,
                    run_dir: str | Path = "runs/baseline", epochs: int | None = None,
-                   params: TrainParams | None = None, window: int | None = None, **overrides) -> StageResult:
-    """The simultaneous baseline on whole clips (windows of ``window`` frames, default the shortest clip)."""
+                   params: TrainParams | None = None, window: int | None = None,
+                   init_backbone: str | Path | None = "auto", **overrides) -> StageResult:
+    """The simultaneous baseline on whole clips (windows of ``window`` frames, default the shortest clip).
+
+    ``init_backbone`` as for train_propagator, so both start from the same image encoder.
+    """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     p = _params(params, epochs, overrides)
@@ -191,10 +205,24 @@ def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), 
     dataset = ClipSamples(train, window=window, seed=p.seed)
     seed_everything(p.seed)
     model = _model("baseline", cfg)
+    backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.BaselineStep(model, cfg.num_classes)
     evaluate = (lambda m: tasks.evaluate_baseline(m.model, val, info.mode, cfg.num_classes)) if val else None
     res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "baseline", evaluate=evaluate)
-    return _finish("baseline", run_dir, cfg, info, p, res, model, t0, len(dataset), {"window": dataset.window})
+    return _finish("baseline", run_dir, cfg, info, p, res, model, t0, len(dataset),
+                   {"window": dataset.window, "init_backbone": backbone_from})
+
+
+def _init_backbone(model: nn.Module, init: str | Path | None, run_dir: Path) -> str | None:
+    if init is None:
+        return None
+    if init == "auto":
+        found = [run_dir / WEIGHTS[s] for s in ("keyframe_ft", "keyframe") if (run_dir / WEIGHTS[s]).is_file()]
+        if not found:
+            return None
+        init = found[0]
+    load_submodule(init, model, "backbone.")
+    return str(init)
 
 
 def _model(stage: str, cfg: ModelConfig) -> nn.Module:
