@@ -24,6 +24,6 @@ def runs_dir() -> Path:
     return Path(os.environ.get("COPROP_RUNS", repo_root() / "runs"))
 
 
-def synthetic_root(preset: str = "demo") -> Path:
-    """Default location of a generated synthetic benchmark."""
-    return data_dir() / f"synthetic-{preset}"
+def synthetic_root(preset: str = "demo", seed: int = 0) -> Path:
+    """Where ``coprop.data.synth.ensure(preset, seed)`` keeps a generated synthetic benchmark."""
+    return data_dir() / f"synthetic-{preset}-s{seed}"

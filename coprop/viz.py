@@ -154,7 +154,8 @@ def control_point_timeline(sources: Mapping[str, Sequence[int]], ax=None, title:
     ax.set_xlabel("frame (| = control point, colour = segment)")
     if title:
         ax.set_title(title)
-    fig = fig or ax.figure
+    if fig is None:
+        return ax.figure   # the caller owns the layout of a figure it passed an axis of
     fig.tight_layout()
     return fig
 
@@ -179,7 +180,8 @@ def segment_length_hist(lists: Mapping[str, Sequence[Sequence[int]]], ax=None):
     ax.set_xlabel("segment length (frames)")
     ax.set_ylabel("segments")
     ax.legend(fontsize=8)
-    fig = fig or ax.figure
+    if fig is None:
+        return ax.figure   # the caller owns the layout of a figure it passed an axis of
     fig.tight_layout()
     return fig
 
@@ -204,7 +206,8 @@ def j_per_frame(j: Mapping[str, Sequence[float]], control_points: Sequence[int] 
     ax.set_ylabel("J")
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=min(4, len(j)))
-    fig = fig or ax.figure
+    if fig is None:
+        return ax.figure   # the caller owns the layout of a figure it passed an axis of
     fig.tight_layout()
     return fig
 
@@ -270,6 +273,7 @@ def grouped_bars(df, x: str, y: str, hue: str, yerr: str | None = None, ax=None,
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8)
-    fig = fig or ax.figure
+    if fig is None:
+        return ax.figure   # the caller owns the layout of a figure it passed an axis of
     fig.tight_layout()
     return fig

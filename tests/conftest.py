@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("COPROP_HEADLESS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One thread per process: the tiny models gain nothing from more, and notebook kernels and subprocesses
+# started by the tests then don't oversubscribe CI's two cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REAL_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real-clips"
 
@@ -16,7 +18,7 @@ REAL_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" 
 def _torch_threads():
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(1)
     yield
 
 

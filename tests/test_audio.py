@@ -156,3 +156,22 @@ def test_load_official_pkl(tmp_path):
         pickle.dump(torch.zeros(5, 96), f)
     with pytest.raises(DataError, match=r"bad\.pkl.*expected \[N,1,96,64\]"):
         load_logmel_pkl(tmp_path / "bad.pkl")
+
+
+def test_long_clips_use_time_anchored_windows():
+    """Frame k of a long clip must hear the audio near k + 15/16 s, not the drifting official example k."""
+    from coprop.data.audio import clip_logmel, log_mel_spectrogram
+    from coprop.data.clip import Clip, avsbench_frame_times
+
+    T, sr = 40, 16000
+    rng = np.random.default_rng(0)
+    wav = (0.1 * rng.standard_normal(T * sr)).astype(np.float32)
+    burst_at = 30  # a loud burst only in second 30
+    wav[burst_at * sr:(burst_at + 1) * sr] *= 20
+    clip = Clip(frames=np.zeros((T, 8, 8, 3), np.uint8), waveform=wav, frame_times=avsbench_frame_times(T))
+    ex = clip_logmel(clip)[:, 0]
+    assert ex.shape == (T, 96, 64)
+    loud = ex.mean(axis=(1, 2))
+    assert int(np.argmax(loud)) == burst_at
+    mel = log_mel_spectrogram(wav).float().numpy()
+    np.testing.assert_allclose(ex[burst_at], mel[burst_at * 100: burst_at * 100 + 96], rtol=0, atol=1e-5)

@@ -198,14 +198,39 @@ def example_index(num_frames: int, fps: float = 1.0) -> np.ndarray:
     return np.floor(times + 1e-9).astype(np.int64)
 
 
+OFFICIAL_MAX_FRAMES = 10   # AVSBench clips have 5 or 10 frames; longer clips use time-anchored windows
+
+
+def anchored_examples(waveform, frame_times, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """float32 [T,96,64]: for each frame, the 0.96 s window starting 15/16 s before the frame.
+
+    The official pairing (frame k <-> example k = [0.96k, 0.96k+0.96) s) drifts 0.04 s per frame away from
+    the frame at k + 15/16 s: harmless over 5-10 frames, but at frame 299 the audio would be 12 s old. The
+    anchored window keeps the official offset of frame 0 (window [0, 0.96) s, frame at 0.9375 s) for every frame.
+    """
+    mel = log_mel_spectrogram(waveform, sr)
+    if mel.shape[0] < EXAMPLE_FRAMES:
+        return np.zeros((0, EXAMPLE_FRAMES, MEL_BANDS), dtype=np.float32)
+    hops_per_s = SAMPLE_RATE / HOP
+    start = np.rint((np.asarray(frame_times, dtype=np.float64) - 15.0 / 16.0) * hops_per_s).astype(np.int64)
+    start = np.clip(start, 0, mel.shape[0] - EXAMPLE_FRAMES)
+    idx = torch.as_tensor(start[:, None] + np.arange(EXAMPLE_FRAMES)[None, :])
+    return mel[idx].to(torch.float32).numpy()
+
+
 def clip_logmel(clip, num_frames: int | None = None) -> np.ndarray:
     """float32 [T,1,96,64]: one log-mel example per frame of ``clip``.
 
     Uses ``clip.logmel`` (official .pkl features) when present, else computes the examples from the
-    waveform. Missing examples are padded as the official loaders do: by repeating the last example for
-    s4/ms3 (and user videos), with zeros for avss.
+    waveform. Clips of AVSBench length (<= 10 frames) use the official pairing, so features are bit-exact;
+    missing examples are padded as the official loaders do: by repeating the last example for s4/ms3 (and
+    user videos), with zeros for avss. Longer clips use :func:`anchored_examples` so audio stays in sync.
     """
     T = int(num_frames if num_frames is not None else clip.num_frames)
+    if clip.logmel is None and T > OFFICIAL_MAX_FRAMES and len(clip.frame_times) >= T:
+        ex = anchored_examples(clip.waveform, clip.frame_times[:T])
+        if len(ex) == T:
+            return ex[:, None]
     if clip.logmel is not None:
         ex = np.asarray(clip.logmel, dtype=np.float32).reshape(-1, EXAMPLE_FRAMES, MEL_BANDS)
     else:

@@ -236,9 +236,9 @@ def ensure(preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> P
     Generation goes to a temporary sibling folder that is renamed into place when complete, so a crash never
     leaves a half tree, and two processes racing here both end up with the same finished copy.
     """
-    from coprop.paths import data_dir
+    from coprop.paths import synthetic_root
 
-    target = data_dir() / f"synthetic-{preset}-s{seed}"
+    target = synthetic_root(preset, seed)
     if _complete(target, preset, seed):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
