@@ -241,59 +241,56 @@ def pipeline_lockstep_throughput_case(probe, **kwargs) -> dict[str, Any]:
     return pipeline_throughput_case(probe, lockstep=True, **kwargs)
 
 
-def keyframe_train_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
-                        min_seconds: float = 3.0) -> dict[str, Any]:
-    """Keyframe Processor training step (forward + loss + backward + AdamW) in frames per second."""
-    from coprop.models.losses import segmentation_loss
-
-    seed_all(seed)
-    cfg = model_config(config, size)
-    model = build("keyframe", cfg, probe.device).train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    pool = InputPool(cfg.image_size, batch, probe.device, seed)
-    frame, audio = pool.frame(0)
-    target = (torch.rand(batch, cfg.image_size, cfg.image_size, device=probe.device) > 0.5).long()
+def _train_steps(probe, step: torch.nn.Module, batch: dict[str, torch.Tensor], dtype: str, min_seconds: float
+                 ) -> tuple[int, float]:
+    """Time ``loss = step(batch); backward; AdamW`` -- what coprop.train.loop.fit does per batch."""
+    opt = torch.optim.AdamW([p for p in step.parameters() if p.requires_grad], lr=1e-4)
 
     def one():
         opt.zero_grad(set_to_none=True)
         with autocast(probe.device, dtype):
-            loss = segmentation_loss(model(frame, audio, None), target, cfg.num_classes)
+            loss = step(batch)
         loss.backward()
         opt.step()
 
     one()
     probe.start()
-    n, s = _repeat(probe, one, min_seconds)
-    return {"fps": batch * n / s, "iters": n, "size": cfg.image_size, "unit": "frames/s"}
+    return _repeat(probe, one, min_seconds)
+
+
+def keyframe_train_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
+                        min_seconds: float = 3.0) -> dict[str, Any]:
+    """Keyframe Processor training through coprop.train.tasks.KeyframeStep, frames per second."""
+    from coprop.train.tasks import KeyframeStep
+
+    seed_all(seed)
+    cfg = model_config(config, size)
+    step = KeyframeStep(build("keyframe", cfg, probe.device).train(), cfg.num_classes)
+    pool = InputPool(cfg.image_size, batch, probe.device, seed)
+    frame, audio = pool.frame(0)
+    S = cfg.image_size
+    data = {"image": frame, "audio": audio, "mask": (torch.rand(batch, S, S, device=probe.device) > 0.5).long()}
+    n, s = _train_steps(probe, step, data, dtype, min_seconds)
+    return {"fps": batch * n / s, "iters": n, "size": S}
 
 
 def propagator_train_case(probe, config: str, batch: int, dtype: str, size: int | None = None, seed: int = 0,
                           clip_len: int = 5, min_seconds: float = 3.0) -> dict[str, Any]:
-    """Propagator training step on ``clip_len``-frame clips (forward_train + loss + backward + AdamW), clips/s."""
-    import torch.nn.functional as F
+    """Propagator training on ``clip_len``-frame clips through coprop.train.tasks.PropagatorStep, clips/s."""
+    from coprop.train.tasks import PropagatorStep
 
     seed_all(seed)
     cfg = model_config(config, size)
-    model = build("propagator", cfg, probe.device).train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    step = PropagatorStep(build("propagator", cfg, probe.device).train(), "binary")
     pool = InputPool(cfg.image_size, batch, probe.device, seed)
     frames, audio = pool.clip(clip_len)
-    S = cfg.image_size
-    masks = (torch.rand(batch, clip_len, S, S, device=probe.device) > 0.5).long()
-
-    def one():
-        opt.zero_grad(set_to_none=True)
-        with autocast(probe.device, dtype):
-            logits = model.forward_train(frames, audio, masks[:, 0], 1)  # [B,T-1,2,S,S]
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), masks[:, 1:].flatten(0, 1))
-        loss.backward()
-        opt.step()
-
-    one()
-    probe.start()
-    n, s = _repeat(probe, one, min_seconds)
-    return {"fps": batch * n / s, "iters": n, "size": cfg.image_size, "unit": "clips/s",
-            "clip_len": clip_len}
+    S, dev = cfg.image_size, probe.device
+    masks = (torch.rand(batch, clip_len, S, S, device=dev) > 0.5).long()
+    data = {"frames": frames, "audio": audio, "first_mask": masks[:, 0], "targets": masks[:, 1:],
+            "weight": torch.ones(batch, clip_len - 1, dtype=torch.bool, device=dev),
+            "num_objects": torch.ones(batch, dtype=torch.long)}
+    n, s = _train_steps(probe, step, data, dtype, min_seconds)
+    return {"fps": batch * n / s, "iters": n, "size": S, "clip_len": clip_len}
 
 
 # --------------------------------------------------------------------------------------------- profiling

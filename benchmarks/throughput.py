@@ -11,8 +11,10 @@ Components (each case in a fresh process, random weights):
                     every other frame, over ``--clip-len``-frame clips; B > 1 = B streams pushed round-robin
                     (the API serves one video per stream); frames/s counts every frame of every video
   pipeline_batched  the same work with B videos batched through the models in lockstep (shared control points)
-  train_keyframe    keyframe training step (forward + loss + backward + AdamW), frames/s
-  train_propagator  propagator training step on 5-frame clips (forward_train + loss + backward + AdamW), clips/s
+  train_keyframe    keyframe training step: coprop.train.tasks.KeyframeStep (forward + loss) + backward + AdamW,
+                    frames/s
+  train_propagator  propagator training step on 5-frame clips: coprop.train.tasks.PropagatorStep (forward_train +
+                    loss) + backward + AdamW, clips/s
 bf16 means ``torch.autocast(dtype=torch.bfloat16)`` and runs on GPU only; on CPU it is recorded as skipped.
 Writes ``throughput_<device>[_tag].csv/.md`` into ``--out-dir``.
 """

@@ -86,7 +86,8 @@ def plot_memory_vs_length(df):
     import pandas as pd
 
     configs = list(dict.fromkeys(df["config"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    work = "work_mem_mb" in df.columns and df["work_mem_mb"].notna().any()
+    fig, axes = plt.subplots(1, 3 if work else 2, figsize=(16 if work else 11, 4))
     styles = {"baseline": ("tab:red", "o"), "coprop": ("tab:blue", "s")}
     top = float(np.nanmax(df["peak_mem_mb"])) if df["peak_mem_mb"].notna().any() else 1.0
     for config in configs:
@@ -97,6 +98,9 @@ def plot_memory_vs_length(df):
             label = f"{config} {method}"
             axes[0].plot(ok["T"], ok["peak_mem_mb"], line, marker=marker, color=color, label=label)
             axes[1].plot(ok["T"], ok["ms_per_frame"], line, marker=marker, color=color, label=label)
+            if work:
+                axes[2].plot(ok["T"], ok["work_mem_mb"].clip(lower=0.1), line, marker=marker, color=color,
+                             label=label)
             failed = sub[sub["status"].isin(["OOM", "over-cap"])]
             if len(failed):
                 # no peak exists for these: draw them at the cap (GPU runs have none: above the highest point)
@@ -108,6 +112,9 @@ def plot_memory_vs_length(df):
                 title="Peak memory vs length")
     axes[1].set(xscale="log", yscale="log", xlabel="clip length T (frames)", ylabel="ms per frame",
                 title="Time per frame vs length")
+    if work:
+        axes[2].set(xscale="log", yscale="log", xlabel="clip length T (frames)",
+                    ylabel="peak minus resident base (MB)", title="Memory the measured work added")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)

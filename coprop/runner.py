@@ -330,6 +330,9 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     # the kernel's inline backend is already headless and is what puts figures into the executed notebook.)
     env_before = {k: os.environ.get(k) for k in ("COPROP_HEADLESS",)}
     os.environ["COPROP_HEADLESS"] = "1"
+    pm_log = logging.getLogger("papermill")
+    pm_level = pm_log.level
+    pm_log.setLevel(logging.ERROR)   # names were checked above; its 'unknown parameter' warnings would be false
     try:
         papermill.execute_notebook(
             str(nb), str(out_nb), parameters=params, kernel_name="python3", cwd=str(paths.repo_root()),
@@ -337,6 +340,7 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row in index.csv and a named cell
         status, error = "failed", describe_failure(exc)
     finally:
+        pm_log.setLevel(pm_level)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)

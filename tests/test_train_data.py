@@ -86,3 +86,12 @@ def test_s4_train_has_nothing_to_propagate(synth_root):
     assert len(PropagationSamples(s4, "binary", window=5)) == 0
     clips = ClipSamples(s4, seed=0)
     assert len(clips) == len(s4) and clips[0]["gt"].tolist() == [True, False, False, False, False]
+
+
+def test_finetune_without_stage_one_says_what_to_do(ms3, tmp_path):
+    from coprop.errors import WeightsError
+    from coprop.models.config import get_config
+    from coprop.train import finetune_keyframe
+
+    with pytest.raises(WeightsError, match=r"keyframe\.safetensors: weight file not found.*notebook 03"):
+        finetune_keyframe(get_config("tiny", image_size=64), ms3[1], None, tmp_path, epochs=1)

@@ -18,7 +18,7 @@ frame, which identity each object uses -- lives in the ``PropagatorState`` that 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,6 @@ class PropagatorState:
     short: list[tuple[Tensor, Tensor]]   # previous frame's (key, value) per LSTT layer
     text_labels: Tensor | None = None
     frame_index: int = 0                 # frames seen since start (the keyframe is 0)
-    memorised: list[int] = field(default_factory=list)
 
     def nbytes(self) -> int:
         """Bytes of the tensors this state keeps alive (memory store + short-term memory)."""
@@ -143,9 +142,6 @@ class AudioInsertPropagator(nn.Module):
             values.append(v)
         return outs, keys, hs, values
 
-    def _id_embedding(self, identity_probs: Tensor) -> Tensor:
-        return self.identity(identity_probs)
-
     # ---- the video API -----------------------------------------------------------------------------------
     def start(self, frame: Tensor, audio: Tensor | None, mask_ids: Tensor, num_objects: int,
               text_labels: Tensor | None = None, id_map: Tensor | None = None,
@@ -156,9 +152,6 @@ class AudioInsertPropagator(nn.Module):
         if S != S2 or S % 32:
             raise DataError(None, f"propagator frames must be square with a side divisible by 32, got {S}x{S2}",
                             "resize with coprop.models.common.prepare_frames(frames, cfg.image_size)")
-        if tuple(mask_ids.shape) != (B, S, S):
-            raise DataError(None, f"keyframe mask has shape {tuple(mask_ids.shape)}, expected {(B, S, S)}",
-                            "give one object-id map per batch item at the frame's size")
         id_map = self.identity.default_map(B, num_objects, frame.device) if id_map is None else id_map
         _, grid_map = self.encode(frame, audio, text_labels)
         return self._init_state(grid_map, mask_ids.to(frame.device), num_objects, id_map,
@@ -167,15 +160,18 @@ class AudioInsertPropagator(nn.Module):
     def _init_state(self, grid_map: Tensor, mask_ids: Tensor, num_objects: int, id_map: Tensor,
                     policy: MemoryPolicy, size: tuple[int, int], text_labels: Tensor | None) -> PropagatorState:
         """Run the keyframe through the LSTT against its own identity-fused memory and pin it."""
+        if tuple(mask_ids.shape) != (grid_map.shape[0], *size):
+            raise DataError(None, f"keyframe mask has shape {tuple(mask_ids.shape)}, expected "
+                                  f"{(grid_map.shape[0], *size)}",
+                            "give one object-id map per batch item at the frame's size")
         onehot = self.identity.one_hot(mask_ids, num_objects, id_map).to(grid_map.dtype)
         C, h, w = grid_map.shape[-3:]
         pos = sine_embedding_2d(h, w, C, device=grid_map.device).to(grid_map.dtype)
-        _, keys, _, values = self._lstt(grid_map, None, self._id_embedding(onehot), pos)
+        _, keys, _, values = self._lstt(grid_map, None, self.identity(onehot), pos)
         state = PropagatorState(num_objects=num_objects, id_map=id_map, size=size, grid=(h, w), pos=pos,
                                 policy=policy, store=policy.new_store(), short=list(zip(keys, values)),
                                 text_labels=text_labels)
         policy.add_keyframe(state.store, keys, values, frame=0)
-        state.memorised.append(0)
         return state
 
     def step(self, frame: Tensor, audio: Tensor | None, state: PropagatorState
@@ -197,12 +193,11 @@ class AudioInsertPropagator(nn.Module):
         else:
             probs = F.one_hot(logits.argmax(1), logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
         # AOT's second phase: the mask just predicted completes this frame's memory values
-        id_emb = self._id_embedding(self.identity.scatter(probs, state.id_map))
+        id_emb = self.identity(self.identity.scatter(probs, state.id_map))
         values = [block.memory_value(h, id_emb) for block, h in zip(self.blocks, hs)]
         state.short = list(zip(keys, values))
         state.frame_index += 1
-        if state.policy.maybe_add(state.store, keys, values, state.frame_index) is not None:
-            state.memorised.append(state.frame_index)
+        state.policy.maybe_add(state.store, keys, values, state.frame_index)
         return logits
 
     def forward_train(self, frames: Tensor, audio: Tensor | None, first_mask: Tensor, num_objects: int,

@@ -193,6 +193,9 @@ def save_weights(path: str | Path, model: torch.nn.Module, metadata: dict[str, A
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weight file not found; train that stage first (notebook 03/04 or "
+                           "`coprop train STAGE --run-dir DIR`)")
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}

@@ -56,7 +56,8 @@ def data_info(clips: Sequence) -> DataInfo:
     mode = getattr(clips, "mode", None)
     if mode is None:
         first = clips[0]
-        mode = first.mode if hasattr(first, "mode") else ("semantic" if first.masks.max() > 1 else "binary")
+        mode = first.mode if hasattr(first, "mode") else \
+            ("semantic" if any(c.masks.max() > 1 for c in clips) else "binary")
     names = getattr(clips, "class_names", None)
     num_classes = 1 if mode == "binary" else (len(names) if names else 71)
     desc = {"mode": mode, "num_classes": num_classes}
@@ -80,7 +81,8 @@ def prepare(clips: Sequence, image_size: int, desc: str = "preparing clips") -> 
     if isinstance(clips, _Prepared):
         return clips
     info = data_info(clips)
-    out = _Prepared(prepare_clips(clips, image_size, desc))
+    already = len(clips) > 0 and all(isinstance(c, PreparedClip) for c in clips)
+    out = _Prepared(clips if already else prepare_clips(clips, image_size, desc))
     out.mode, out.class_names = info.mode, getattr(clips, "class_names", None)
     for attr in ("subset", "split", "root"):
         if hasattr(clips, attr):
