@@ -46,12 +46,13 @@ def compact_headline(reports: Path, run: str = "demo") -> str:
 
 
 def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | None = None,
-             reports: str | Path | None = None, device: str = "auto", echo=print) -> dict:
+             reports: str | Path | None = None, device: str = "auto", threads: int = 1, echo=print) -> dict:
     from coprop import experiments as E
     from coprop.data.synth import ensure
     from coprop.runner import run_notebooks
 
     t0 = time.perf_counter()
+    E.set_threads(threads)
     phases: dict[str, float] = {}
     echo("[1/3] synthetic demo benchmark ...")
     t = time.perf_counter()
@@ -87,8 +88,10 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=CONFIG, help="notebook parameter file (default configs/demo.yaml)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (stem or prefix)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="CPU threads for training (1 is fastest on a shared, busy CPU, 0: torch default)")
     args = ap.parse_args(argv)
-    s = run_demo(args.run_dir, args.config, args.only, device=args.device)
+    s = run_demo(args.run_dir, args.config, args.only, device=args.device, threads=args.threads)
     reports = Path(s["reports"])
     failed = {k: v for k, v in s["notebooks"].items() if v["status"] != "ok"}
     print()

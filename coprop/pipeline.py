@@ -27,7 +27,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coprop.errors import ConfigError, DataError
@@ -102,13 +101,10 @@ class KeyframeAdapter:
 
     @staticmethod
     def _detect(model: Callable) -> str:
-        try:
-            from coprop.models.simultaneous import SimultaneousBaseline
+        from coprop.models.simultaneous import SimultaneousBaseline
 
-            if isinstance(model, SimultaneousBaseline):
-                return "clip"
-        except ImportError:
-            pass
+        if isinstance(model, SimultaneousBaseline):
+            return "clip"
         fn = model.forward if isinstance(model, nn.Module) else model
         params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
         first = params[0].name if params else ""
@@ -117,7 +113,7 @@ class KeyframeAdapter:
         if first in ("image", "images", "frame", "x"):
             return "image"
         raise ConfigError(f"cannot tell whether keyframe model {type(model).__name__} takes one image or a clip "
-                          f"(first argument {first!r})", )
+                          f"(first argument {first!r}); pass keyframe_level='image' or 'clip' to CoProp")
 
     def __call__(self, frames: Tensor, audio: Tensor | None, index: int, text_label: int | None = None) -> Tensor:
         device = frames.device
@@ -235,6 +231,7 @@ class CoProp:
         clock = _Clock(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
         with clock("control_points"):
             if control_points is None:
                 control_points = self.source(clip) if self.source is not None else \
@@ -253,9 +250,10 @@ class CoProp:
         for t in range(clip.num_frames):
             outs.append(stream.push(clip.frames[t], None if audio is None else audio[t],
                                     keyframe_logits=precomputed.get(t), text_label=labels.get(t)))
-        clock.ms["total"] = sum(clock.ms.values())
+        logits = torch.stack(outs)
+        clock.ms["total"] = (time.perf_counter() - t0) * 1000.0
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        return Prediction(name=clip.name, logits=torch.stack(outs), control_points=cps,
+        return Prediction(name=clip.name, logits=logits, control_points=cps,
                           keyframes=stream.keyframes, timings_ms=dict(clock.ms), state_bytes=stream.max_state_bytes,
                           peak_memory_bytes=peak, notes=stream.notes)
 

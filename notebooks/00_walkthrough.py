@@ -45,8 +45,10 @@ run_dir: str = "runs/smoke"  # trained models, missing ones are trained here (co
 suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
 model_config: str = "tiny"  # tiny (CPU, random init) | paper (GPU, local weight files)
 device: str = "auto"  # auto | cpu | cuda
+num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CPU, 0: torch default)
 
 # %%
+E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
 out = RunOutput(output_dir, synthetic=data.synthetic)
 E.ensure_suite(run_dir, data, seed, suite, model_config, variants=("main",), device=device)

@@ -47,9 +47,11 @@ llm_backend: str = ""  # RCPG LLM: '' (none: RCPG rows say so) | local | http
 llm_model: str = ""  # local: model folder, http: model name
 llm_url: str = ""  # http: base URL of an OpenAI-compatible server
 device: str = "auto"  # auto | cpu | cuda
+num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CPU, 0: torch default)
 
 
 # %%
+E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
 out = RunOutput(output_dir, synthetic=data.synthetic)
 seed_list = E.parse_seeds(seeds)

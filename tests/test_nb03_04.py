@@ -45,5 +45,8 @@ def test_train_notebooks_smoke(tmp_path, synth_root):
     config = json.loads((run_dir / "config.json").read_text())
     assert set(config["stages"]) == {"keyframe", "keyframe_ft", "propagator", "baseline"}
     assert config["data"]["mode"] == "binary" and "revision" in config["git"]
+    # notebook 04 started the propagator's and the baseline's encoders from notebook 03's keyframe model
+    assert config["stages"]["propagator"]["init_backbone"].endswith("keyframe_ft.safetensors")
+    assert config["stages"]["baseline"]["init_backbone"].endswith("keyframe_ft.safetensors")
     stages_in_csv = {line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]}
     assert stages_in_csv == {"keyframe", "keyframe_ft", "propagator", "baseline"}

@@ -252,3 +252,30 @@ def test_predict_dataset_reports_bad_clips_and_keeps_going(propagator):
     out = CoProp(kf, propagator).predict_dataset(Dataset(), on_prediction=lambda c, p: seen.append(c.name))
     assert sorted(out.predictions) == ["c0", "c2"] and seen == ["c0", "c2"]
     assert out.bad_clips[0][0] == "c1" and "cannot decode video" in out.bad_clips[0][1]
+
+
+def test_synthetic_benchmark_with_gt_control_points(synth_root):
+    """Real readers (audio from the waveform), the GT control-point source, an Evaluator-ready output."""
+    from coprop.controlpoints.detectors import get_source
+    from coprop.data import open_dataset
+    from coprop.metrics import binary_jaccard
+
+    torch.manual_seed(0)
+    for subset in ("ms3", "avss"):
+        ds = open_dataset(synth_root, subset, "test")
+        K = 1 if ds.mode == "binary" else len(ds.class_names)
+        prop = AudioInsertPropagator(get_config("tiny", image_size=S, num_classes=K)).eval()
+        source = get_source("gt")
+        for i in range(len(ds)):
+            clip = ds[i]
+            kf = GTKeyframeModel(clip, K)
+            pred = CoProp(kf, prop, source=source).predict(clip)
+            cps = source(clip)
+            assert pred.control_points == cps and kf.calls == [t for t, c in enumerate(cps) if c]
+            assert pred.logits.shape == (clip.num_frames, K, *clip.size)
+            keys = torch.tensor(pred.keyframes)
+            gt = torch.as_tensor(clip.masks)
+            if K == 1:   # keyframes reproduce the keyframe model's (here: GT) mask
+                assert (binary_jaccard(pred.logits[keys, 0], gt[keys]) > 0.95).all()
+            else:
+                assert (pred.masks()[keys] == gt[keys]).float().mean() > 0.95

@@ -1,7 +1,6 @@
 """Audio-Insert Propagator: builds, shapes, attention pieces, guidance, and overfitting one clip."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -189,7 +188,7 @@ def test_overfits_one_clip_from_its_keyframe_mask():
     frames, masks, audio = moving_disc_clip(T=5)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     model.train()
-    for it in range(150):
+    for it in range(200):
         out = model.forward_train(frames[None], audio[None], masks[:1], num_objects=1)
         loss = segmentation_loss(out[0], masks[1:], num_classes=2, dice=True)
         opt.zero_grad()

@@ -41,7 +41,7 @@ class ModelConfig:
     long_term_gap_train: int = 2
     long_term_gap_test: int = 5
     memory_capacity: int = 4               # non-keyframe memory frames kept (keyframes are pinned on top)
-    short_term_window: int = 7             # local attention window (pixels, odd) around each query
+    short_term_window: int = 7             # local attention window (stride-16 tokens, odd) around each query
     dropout: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -73,13 +73,12 @@ class MemoryStore:
             self._allocate(keys, values)
         if len(keys) != len(self.keys) or len(values) != len(self.values):
             raise ValueError(f"expected {len(self.keys)} layers of keys/values, got {len(keys)}/{len(values)}")
+        for entry, buffer in zip((*keys, *values), (*self.keys, *self.values)):
+            fits = buffer.shape[:SLOT_DIM] + buffer.shape[SLOT_DIM + 1:]
+            if entry.shape != fits:
+                raise DataError(None, f"memory entry of shape {tuple(entry.shape)} does not fit a store of "
+                                      f"{tuple(fits)}", "every frame of one video must have the same size and batch")
         for layer, (k, v) in enumerate(zip(keys, values)):
-            expected = self.keys[layer].shape[:SLOT_DIM] + self.keys[layer].shape[SLOT_DIM + 1:]
-            if k.shape != expected or v.shape != self.values[layer].shape[:SLOT_DIM] + \
-                    self.values[layer].shape[SLOT_DIM + 1:]:
-                raise DataError(None, f"memory entry of shape {tuple(k.shape)} does not fit a store of "
-                                      f"{tuple(expected)}",
-                                "every frame of one video must have the same size and batch")
             self.keys[layer] = self._put(self.keys[layer], slot, k)
             self.values[layer] = self._put(self.values[layer], slot, v)
         self.frame_of_slot[slot] = frame
