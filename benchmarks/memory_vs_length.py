@@ -117,8 +117,14 @@ def targets(rows: list[dict], cap: float | None) -> list[dict]:
                         "met": "yes" if growth <= 0.10 else "no",
                         "margin": f"{(0.10 - growth) * 100:+.1f} pp"})
         else:
+            longest = max((r for r in rows if r["config"] == config and r["method"] == "coprop"
+                           and r["status"] == H.OK and r["T"] > 10), key=lambda r: r["T"], default=None)
+            note = "T=10 or T=1000 not measured"
+            if c10 and c10["status"] == H.OK and longest:
+                note += (f"; longest measured T={longest['T']}: "
+                         f"{longest['peak_mem_mb'] / c10['peak_mem_mb'] - 1:+.1%} vs T=10")
             out.append(H.target_row(f"{config}: Co-Prop peak memory T=1000 within 10% of T=10", None, 0.1,
-                                    note="T=10 or T=1000 not measured"))
+                                    note=note))
         b100, c100 = by.get((config, "baseline", 100)), by.get((config, "coprop", 100))
         name = f"{config}: baseline peak >= 5x Co-Prop at T=100"
         if b100 and c100 and c100["status"] == H.OK and b100["status"] == H.OK:

@@ -36,10 +36,10 @@ from coprop.progress import progress
 SUITES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=64, max_train_clips=None, train={}),
     "demo": dict(image_size=64, max_train_clips=None, train={
-        "keyframe": dict(epochs=2, max_steps_per_epoch=30, checkpoint_every=20),
-        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=10, checkpoint_every=0),
-        "propagator": dict(epochs=3, max_steps_per_epoch=12, checkpoint_every=12),
-        "baseline": dict(epochs=3, max_steps_per_epoch=12, checkpoint_every=12)}),
+        "keyframe": dict(epochs=3, max_steps_per_epoch=30, checkpoint_every=30),
+        "keyframe_ft": dict(epochs=3, max_steps_per_epoch=10, checkpoint_every=0),
+        "propagator": dict(epochs=5, max_steps_per_epoch=12, checkpoint_every=12),
+        "baseline": dict(epochs=5, max_steps_per_epoch=12, checkpoint_every=12)}),
     "paper": dict(image_size=None, max_train_clips=None, train={}),   # None: the model config's size (224)
 }
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -159,7 +159,6 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
                  variants: Iterable[str] = tuple(VARIANTS), device: str = "auto", echo: Callable = print) -> Path:
     """Train every missing model of ``variants`` for training seed ``seed`` into ``run_dir/seed<seed>/``."""
     from coprop import train as T
-    from coprop.train.data import FrameSamples, is_keyframe
 
     base = resolve_path(run_dir) / f"seed{seed}"
     info = {"data_root": data.data_root, "synthetic_preset": data.synthetic_preset, "subset": data.subset,
@@ -190,7 +189,7 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
         t0 = time.perf_counter()
         echo(f"  training {variant}/{stage} (seed {seed}, suite {suite}) ...")
         if variant == "text":
-            _train_text_keyframe(cfg, stage, train_clips, tr, va, out, p, vocab)
+            _train_text_keyframe(cfg, stage, train_clips, tr, out, p, vocab)
         else:
             fn = {"keyframe": T.train_keyframe, "keyframe_ft": T.finetune_keyframe,
                   "propagator": T.train_propagator, "baseline": T.train_baseline}[stage]
@@ -217,7 +216,7 @@ class _Labelled(torch.utils.data.Dataset):
         return {**self.frames[i], "label": torch.tensor(self.labels[ci][t])}
 
 
-def _train_text_keyframe(cfg, stage: str, clips, prepared, val, out: Path, params, vocab: list[str]) -> None:
+def _train_text_keyframe(cfg, stage: str, clips, prepared, out: Path, params, vocab: list[str]) -> None:
     """The text-guided Keyframe Processor with coprop.train's loop (its stage functions feed no labels)."""
     from coprop.train import checkpoint as ck
     from coprop.train.data import FrameSamples, is_keyframe

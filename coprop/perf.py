@@ -52,31 +52,45 @@ def find_csv(name: str, folder: str | Path, tag: str = "") -> Path:
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
-def load_results(path: str | Path, kind: str):
-    """Read a benchmark CSV and check it has the columns ``kind`` ('memory_vs_length'|'throughput') needs."""
+def _paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
+    """One path, a list of paths, or several comma-separated in one string."""
+    if isinstance(path, (str, Path)):
+        return [Path(p.strip()) for p in str(path).split(",") if p.strip()]
+    return [Path(p) for p in path]
+
+
+def load_results(path: str | Path | Sequence[str | Path], kind: str):
+    """Read benchmark CSV(s) of one ``kind`` ('memory_vs_length'|'throughput') and check their columns;
+    several files (e.g. one per config or device) are stacked."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "benchmark CSV not found", f"run benchmarks/{kind}.py or give an existing CSV")
-    df = pd.read_csv(path)
-    need = MEMORY_COLUMNS if kind == "memory_vs_length" else THROUGHPUT_COLUMNS
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise DataError(path, f"not a {kind} result: missing column(s) {missing}",
-                        f"the file must come from benchmarks/{kind}.py")
-    return df
+    frames = []
+    for p in _paths(path):
+        if not p.is_file():
+            raise DataError(p, "benchmark CSV not found", f"run benchmarks/{kind}.py or give an existing CSV")
+        df = pd.read_csv(p)
+        need = MEMORY_COLUMNS if kind == "memory_vs_length" else THROUGHPUT_COLUMNS
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise DataError(p, f"not a {kind} result: missing column(s) {missing}",
+                            f"the file must come from benchmarks/{kind}.py")
+        frames.append(df)
+    if not frames:
+        raise DataError(None, f"no {kind} CSV given", "pass at least one path")
+    return pd.concat(frames, ignore_index=True)
 
 
-def load_targets(results_csv: str | Path):
-    """The targets table written beside a results CSV (``<stem>_targets.csv``)."""
+def load_targets(results_csv: str | Path | Sequence[str | Path]):
+    """The targets tables written beside results CSV(s) (``<stem>_targets.csv``), stacked."""
     import pandas as pd
 
-    path = Path(results_csv)
-    path = path.with_name(f"{path.stem}_targets.csv")
-    if not path.is_file():
-        raise DataError(path, "targets table not found", "it is written by the same benchmark run as the results")
-    return pd.read_csv(path)
+    frames = []
+    for p in _paths(results_csv):
+        t = p.with_name(f"{p.stem}_targets.csv")
+        if not t.is_file():
+            raise DataError(t, "targets table not found", "it is written by the same benchmark run as the results")
+        frames.append(pd.read_csv(t))
+    return pd.concat(frames, ignore_index=True)
 
 
 def plot_memory_vs_length(df):

@@ -41,7 +41,7 @@ matplotlib.use("Agg")  # headless-safe; figures are also saved as PNG
 
 from coprop.data.synth import is_synthetic, resolve_root
 from coprop.reports import RunOutput
-from coprop.train import load_run, train_all
+from coprop.train import default_run_dir, load_run, train_all
 from coprop.train.report import history_frame, plot_history, summarise
 
 # %% tags=["parameters"]
@@ -55,7 +55,7 @@ preset: str = "smoke"          # training hyper-parameters: smoke | demo | paper
 epochs: int = 0                # stage-1 epochs; 0 = the preset's
 finetune_epochs: int = 0       # fine-tuning epochs; 0 = the preset's
 max_steps_per_epoch: int = 0   # cap on optimizer steps per epoch; 0 = the preset's
-run_dir: str = ""              # run folder; empty = <output_dir>/run
+run_dir: str = ""              # run folder; empty = runs/<subset>-<config>-<preset>-s<seed> (shared with 04)
 val_limit: int = 0             # validate on the first N val clips only; 0 = all
 device: str = "auto"           # auto | cpu | cuda
 num_threads: int = 1           # CPU threads for training (1 is fastest on a shared, busy CPU); 0 = torch default
@@ -64,7 +64,7 @@ resume: bool = True            # continue from the run folder's checkpoints
 # %%
 root = resolve_root(data_root or None, synthetic_preset, seed)
 out = RunOutput(output_dir, synthetic=is_synthetic(root))
-run_path = run_dir or f"{output_dir}/run"
+run_path = run_dir or str(default_run_dir(subset, config_name, preset, seed))
 print(f"data: {root} ({subset}), run folder: {run_path}")
 
 # %% [markdown]

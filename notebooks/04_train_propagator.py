@@ -30,7 +30,7 @@
 # The **simultaneous baseline** (the "existing method" of the paper's comparisons) decodes all frames of a
 # clip at once; it is trained on whole clips with the same loss (`coprop.train.train_baseline`).
 #
-# Both go into the same run folder as notebook 03 when `run_dir` is shared, so `load_run(run_dir)` returns
+# Both go into the same run folder as notebook 03 (the default run folder is shared), so `load_run(run_dir)` returns
 # the keyframe model, the propagator and the baseline together.
 
 # %%
@@ -40,7 +40,7 @@ matplotlib.use("Agg")  # headless-safe; figures are also saved as PNG
 
 from coprop.data.synth import is_synthetic, resolve_root
 from coprop.reports import RunOutput
-from coprop.train import load_run, train_all
+from coprop.train import default_run_dir, load_run, train_all
 from coprop.train.report import history_frame, plot_history, summarise
 
 # %% tags=["parameters"]
@@ -56,7 +56,7 @@ baseline_epochs: int = 0       # baseline epochs; 0 = the preset's
 train_baseline: bool = True    # also train the simultaneous baseline
 max_steps_per_epoch: int = 0   # cap on optimizer steps per epoch; 0 = the preset's
 window: int = 0                # frames per propagation sample; 0 = the shortest clip
-run_dir: str = ""              # run folder (share it with notebook 03); empty = <output_dir>/run
+run_dir: str = ""              # run folder; empty = runs/<subset>-<config>-<preset>-s<seed> (shared with 03)
 val_limit: int = 0             # validate on the first N val clips only; 0 = all
 device: str = "auto"           # auto | cpu | cuda
 num_threads: int = 1           # CPU threads for training (1 is fastest on a shared, busy CPU); 0 = torch default
@@ -65,7 +65,7 @@ resume: bool = True            # continue from the run folder's checkpoints
 # %%
 root = resolve_root(data_root or None, synthetic_preset, seed)
 out = RunOutput(output_dir, synthetic=is_synthetic(root))
-run_path = run_dir or f"{output_dir}/run"
+run_path = run_dir or str(default_run_dir(subset, config_name, preset, seed))
 stages = ["propagator", "baseline"] if train_baseline else ["propagator"]
 print(f"data: {root} ({subset}), run folder: {run_path}, stages: {stages}")
 

@@ -43,8 +43,8 @@ data_root: str = ""                      # unused here (benchmarks feed random f
 synthetic_preset: str = "smoke"          # unused here; kept for the runner
 output_dir: str = "reports/_scratch/07_performance"  # where tables, figures and metrics.json go
 seed: int = 0                            # random seed of the benchmark inputs and weights
-memory_csv: str = ""                     # a memory_vs_length CSV to plot; empty = run the benchmark below
-throughput_csv: str = ""                 # a throughput CSV to plot; empty = run the benchmark below
+memory_csv: str = ""                     # memory_vs_length CSV(s) to plot, comma-separated; empty = run it below
+throughput_csv: str = ""                 # throughput CSV(s) to plot, comma-separated; empty = run it below
 bench_device: str = "cpu"                # device of a benchmark run from here: cpu, cuda, auto
 bench_config: str = "tiny"               # model config(s) of a benchmark run from here, comma-separated
 bench_lengths: str = "2,4"               # clip lengths T of the memory benchmark run from here
@@ -56,13 +56,13 @@ bench_min_seconds: float = 0.2           # time each throughput case at least th
 out = RunOutput(output_dir, synthetic=True)
 bench_dir = Path(output_dir) / "benchmark"
 if memory_csv:
-    memory_path = Path(memory_csv)
+    memory_path = memory_csv
 else:
     memory_path = perf.run_benchmark(
         "memory_vs_length", ["--config", bench_config, "--lengths", bench_lengths, "--size", bench_size,
                              "--device", bench_device, "--seed", seed, "--no-isolate"], bench_dir)
 if throughput_csv:
-    throughput_path = Path(throughput_csv)
+    throughput_path = throughput_csv
 else:
     throughput_path = perf.run_benchmark(
         "throughput", ["--configs", bench_config, "--components", bench_components, "--batches", "1",
@@ -80,7 +80,7 @@ print(f"memory results: {memory_path}\nthroughput results: {throughput_path}")
 # %%
 fig = perf.plot_memory_vs_length(memory)
 out.figure(fig, "memory_vs_length")
-out.table(memory, "memory_vs_length", caption=f"Peak memory and ms/frame vs T, from {memory_path.name}")
+out.table(memory, "memory_vs_length", caption=f"Peak memory and ms/frame vs T, from {memory_path}")
 memory[["config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status"]]
 
 # %%
@@ -94,7 +94,7 @@ memory_targets
 # %%
 fig = perf.plot_throughput(throughput)
 out.figure(fig, "throughput")
-out.table(throughput, "throughput", caption=f"Frames per second, from {throughput_path.name}")
+out.table(throughput, "throughput", caption=f"Frames per second, from {throughput_path}")
 throughput[["config", "component", "dtype", "batch", "fps", "unit", "status"]]
 
 # %%

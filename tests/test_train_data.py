@@ -95,3 +95,15 @@ def test_finetune_without_stage_one_says_what_to_do(ms3, tmp_path):
 
     with pytest.raises(WeightsError, match=r"keyframe\.safetensors: weight file not found.*notebook 03"):
         finetune_keyframe(get_config("tiny", image_size=64), ms3[1], None, tmp_path, epochs=1)
+
+
+def test_identity_logits_map_back_to_binary_and_class_logits():
+    from coprop.train.tasks import binary_from_identities, class_from_identities
+
+    logits = torch.randn(2, 3, 4, 4)
+    cls = class_from_identities(logits, [7, 42], 71)
+    assert cls.shape == (2, 71, 4, 4)
+    ids = logits.argmax(1)
+    assert torch.equal(cls.argmax(1), torch.tensor([0, 7, 42])[ids])
+    two = logits[:, :2]
+    assert torch.allclose(torch.sigmoid(binary_from_identities(two))[:, 0], two.softmax(1)[:, 1], atol=1e-6)

@@ -89,6 +89,17 @@ def test_no_resume_starts_over_and_mismatched_checkpoint_is_refused(tmp_path):
         run_toy(tmp_path, batch_size=3)
 
 
+def test_run_folder_reused_for_other_data_is_refused(tmp_path):
+    from train_toy import ToyData, ToyNet, toy_loss
+
+    from coprop.train.loop import TrainParams, fit
+
+    p = TrainParams(epochs=1, batch_size=4, max_steps_per_epoch=2)
+    fit(ToyNet(), ToyData(), toy_loss, p, tmp_path, "toy", identity={"data": {"root": "/a", "split": "train"}})
+    with pytest.raises(ConfigError, match="different run"):
+        fit(ToyNet(), ToyData(), toy_loss, p, tmp_path, "toy", identity={"data": {"root": "/b", "split": "train"}})
+
+
 # ---------------------------------------------------------------- the real stages, tiny config, smoke data
 
 @pytest.fixture(scope="module")

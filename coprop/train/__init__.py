@@ -7,11 +7,11 @@ simultaneous baseline; checkpoints with exact resume, AMP on GPU, DDP under torc
 """
 from coprop.train.cli import cli
 from coprop.train.loop import FitResult, TrainParams, fit
-from coprop.train.recipes import PRESETS, STAGES, load_splits, stage_params, train_all
+from coprop.train.recipes import PRESETS, STAGES, default_run_dir, load_splits, stage_params, train_all
 from coprop.train.run import Run, load_run
 from coprop.train.stages import (StageResult, finetune_keyframe, prepare, train_baseline, train_keyframe,
                                  train_propagator)
 
-__all__ = ["cli", "fit", "FitResult", "TrainParams", "PRESETS", "STAGES", "load_splits", "stage_params",
+__all__ = ["cli", "fit", "FitResult", "TrainParams", "PRESETS", "STAGES", "default_run_dir", "load_splits", "stage_params",
            "train_all", "Run", "load_run", "StageResult", "finetune_keyframe", "prepare", "train_baseline",
            "train_keyframe", "train_propagator"]

@@ -157,12 +157,15 @@ def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any
         evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
         collate: Callable = default_collate, metrics_csv: str | Path | None = None,
         on_step_end: Callable[[int], None] | None = None,
-        trainable: Callable[[torch.nn.Module], list[torch.nn.Parameter]] | None = None) -> FitResult:
+        trainable: Callable[[torch.nn.Module], list[torch.nn.Parameter]] | None = None,
+        identity: dict[str, Any] | None = None) -> FitResult:
     """Train ``model`` on ``dataset``; checkpoints under ``out_dir/checkpoints/<stage>/``.
 
     With ``params.resume`` a run finds its newest loadable checkpoint and continues from the exact step;
     a finished stage returns at once with its trained weights. ``on_step_end(global_step)`` is called
-    after every optimizer step (after any checkpoint), e.g. to stop a run in tests.
+    after every optimizer step (after any checkpoint), e.g. to stop a run in tests. ``identity`` (e.g. the
+    dataset's root and split) joins the checkpoint signature, so a run folder reused for other data is
+    refused instead of resumed.
     """
     p = params
     threads_before = torch.get_num_threads()
@@ -170,13 +173,13 @@ def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any
         torch.set_num_threads(p.num_threads)
     try:
         return _fit(model, dataset, loss_fn, p, out_dir, stage, evaluate, collate, metrics_csv, on_step_end,
-                    trainable)
+                    trainable, identity)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, collate, metrics_csv, on_step_end,
-         trainable) -> FitResult:
+         trainable, identity) -> FitResult:
     ctx = ddp.setup(p.device)
     out_dir = Path(out_dir)
     ck_dir = out_dir / "checkpoints" / stage
@@ -189,7 +192,7 @@ def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, coll
         raise ConfigError(f"stage {stage!r}: the training set is empty")
     batches0 = epoch_batches(n, p.batch_size, p.seed, 0, ctx.rank, ctx.world_size)
     steps_per_epoch = min(len(batches0), p.max_steps_per_epoch or len(batches0))
-    signature = _signature(p, n, ctx.world_size, steps_per_epoch)
+    signature = {**_signature(p, n, ctx.world_size, steps_per_epoch), **(identity or {})}
 
     model.to(ctx.device)
     params_to_train = trainable(model) if trainable else [q for q in model.parameters() if q.requires_grad]

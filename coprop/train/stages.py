@@ -65,7 +65,7 @@ def data_info(clips: Sequence) -> DataInfo:
         if hasattr(clips, attr):
             desc[attr] = getattr(clips, attr)
     if hasattr(clips, "root"):
-        desc["root"] = str(clips.root)
+        desc["root"] = str(Path(clips.root).resolve())
     return DataInfo(mode, num_classes, desc)
 
 
@@ -103,6 +103,11 @@ def _setup(cfg: ModelConfig | str, train_clips: Sequence, val_clips: Sequence | 
     if train and train[0].frames.shape[1] != cfg.image_size:
         raise ConfigError(f"prepared clips are {train[0].frames.shape[1]} px but the config wants {cfg.image_size}")
     return cfg, info, train, val
+
+
+def _identity(info: DataInfo) -> dict[str, Any]:
+    """What the training data was, for the checkpoint signature."""
+    return {"data": {k: info.description.get(k) for k in ("root", "subset", "split", "mode", "num_classes")}}
 
 
 def _params(params: TrainParams | None, epochs: int | None, overrides: dict[str, Any]) -> TrainParams:
@@ -155,7 +160,8 @@ def _train_frames(stage, cfg, train_clips, val_clips, run_dir, epochs, params, o
         load_weights(init, model)
     step = tasks.KeyframeStep(model, cfg.num_classes)
     evaluate = (lambda m: tasks.evaluate_keyframe(m.model, val, info.mode, cfg.num_classes)) if val else None
-    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, stage, evaluate=evaluate)
+    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, stage, evaluate=evaluate,
+              identity=_identity(info))
     return _finish(stage, run_dir, cfg, info, p, res, model, t0, len(dataset),
                    {"init": str(init) if init is not None and not isinstance(init, nn.Module) else None})
 
@@ -187,7 +193,8 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
     step = tasks.PropagatorStep(model, info.mode)
     evaluate = (lambda m: tasks.evaluate_propagator(m.model, val, info.mode, cfg.num_classes, cfg.max_objects)) \
         if val else None
-    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "propagator", evaluate=evaluate)
+    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "propagator", evaluate=evaluate,
+              identity=_identity(info))
     return _finish("propagator", run_dir, cfg, info, p, res, model, t0, len(dataset),
                    {"window": dataset.window, "within_segment": within_segment, "init_backbone": backbone_from})
 
@@ -210,7 +217,8 @@ def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), 
     backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.BaselineStep(model, cfg.num_classes)
     evaluate = (lambda m: tasks.evaluate_baseline(m.model, val, info.mode, cfg.num_classes)) if val else None
-    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "baseline", evaluate=evaluate)
+    res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "baseline", evaluate=evaluate,
+              identity=_identity(info))
     return _finish("baseline", run_dir, cfg, info, p, res, model, t0, len(dataset),
                    {"window": dataset.window, "init_backbone": backbone_from})
 
