@@ -30,16 +30,16 @@ import torch
 from coprop.errors import ConfigError
 from coprop.progress import progress
 
-# Per suite preset: model input size, and overrides of coprop.train.PRESETS[<suite>] per stage. The demo
-# overrides cap the steps so that all 8 models of a suite train in a few minutes on a 2-core CPU (coprop demo's
+# Per suite preset: model input size, and overrides of coprop.train.PRESETS[<suite>] per stage. The demo sizes
+# keep all 8 models of a suite within about 5 minutes on the 2-core CPU with one torch thread (coprop demo's
 # 20-minute budget covers data, training, evaluation and every notebook).
 SUITES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=64, max_train_clips=None, train={}),
     "demo": dict(image_size=64, max_train_clips=None, train={
-        "keyframe": dict(epochs=3, max_steps_per_epoch=30, checkpoint_every=30),
-        "keyframe_ft": dict(epochs=3, max_steps_per_epoch=10, checkpoint_every=0),
-        "propagator": dict(epochs=5, max_steps_per_epoch=12, checkpoint_every=12),
-        "baseline": dict(epochs=5, max_steps_per_epoch=12, checkpoint_every=12)}),
+        "keyframe": dict(epochs=6, checkpoint_every=30),
+        "keyframe_ft": dict(epochs=4, checkpoint_every=0),
+        "propagator": dict(epochs=10, checkpoint_every=12),
+        "baseline": dict(epochs=10, checkpoint_every=12)}),
     "paper": dict(image_size=None, max_train_clips=None, train={}),   # None: the model config's size (224)
 }
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -823,10 +823,10 @@ def frame_objects(result: ClipResult, clip, tau: float = 0.5) -> tuple[list[str]
             out.append("?")
         elif aligned[t]:
             out.append(gt_names[t])
-        elif t > 0 and gt_names[t - 1] != gt_names[t] and same(pred[t], gt[t - 1]):
-            out.append(f"{gt_names[t - 1]} (late)")
-        elif t + 1 < T and gt_names[t + 1] != gt_names[t] and same(pred[t], gt[t + 1]):
-            out.append(f"{gt_names[t + 1]} (early)")
+        elif t > 0 and not same(gt[t - 1], gt[t]) and same(pred[t], gt[t - 1]):
+            out.append(f"{gt_names[t - 1] if gt_names[t - 1] != gt_names[t] else 'previous object'} (late)")
+        elif t + 1 < T and not same(gt[t + 1], gt[t]) and same(pred[t], gt[t + 1]):
+            out.append(f"{gt_names[t + 1] if gt_names[t + 1] != gt_names[t] else 'next object'} (early)")
         else:
             out.append("nothing" if not pred[t].any() else "other")
     return gt_names, out
