@@ -45,20 +45,20 @@ from coprop.train import default_run_dir, load_run, train_all
 from coprop.train.report import history_frame, plot_history, summarise
 
 # %% tags=["parameters"]
-data_root: str = ""            # AVSBench root; empty = the built-in synthetic benchmark
+data_root: str = ""            # AVSBench root; empty: the built-in synthetic benchmark
 synthetic_preset: str = "smoke"  # synthetic preset generated on demand when data_root is empty
 output_dir: str = "reports/_scratch/03_train_keyframe"  # where tables, figures and metrics.json go
 seed: int = 0                  # random seed
 subset: str = "ms3"            # s4 | ms3 | avss
 config_name: str = "tiny"      # model config: tiny (CPU, random init) | paper (GPU, local weight files)
 preset: str = "smoke"          # training hyper-parameters: smoke | demo | paper (coprop.train.PRESETS)
-epochs: int = 0                # stage-1 epochs; 0 = the preset's
-finetune_epochs: int = 0       # fine-tuning epochs; 0 = the preset's
-max_steps_per_epoch: int = 0   # cap on optimizer steps per epoch; 0 = the preset's
-run_dir: str = ""              # run folder; empty = runs/<subset>-<config>-<preset>-s<seed> (shared with 04)
-val_limit: int = 0             # validate on the first N val clips only; 0 = all
+epochs: int = 0                # stage-1 epochs; 0: from the preset
+finetune_epochs: int = 0       # fine-tuning epochs; 0: from the preset
+max_steps_per_epoch: int = 0   # cap on optimizer steps per epoch; 0: from the preset
+run_dir: str = ""              # run folder; empty: runs/<subset>-<config>-<preset>-s<seed> (shared with 04)
+val_limit: int = 0             # validate on the first N val clips only; 0: all
 device: str = "auto"           # auto | cpu | cuda
-num_threads: int = 1           # CPU threads for training (1 is fastest on a shared, busy CPU); 0 = torch default
+num_threads: int = 1           # CPU threads for training (1 is fastest on a shared, busy CPU); 0: torch default
 resume: bool = True            # continue from the run folder's checkpoints
 
 # %%
