@@ -391,6 +391,36 @@ def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], stem: st
     return csv_path, md_path
 
 
+def output_target(args, prefix: str) -> tuple[str, str, Path, list[dict] | None]:
+    """(device, device label, output stem, rows read back or None) for a run or a --from-csv re-render.
+
+    Re-rendering keeps the CSV's own stem and device (a CPU label ends in 'cores)'; anything else is a GPU)."""
+    if args.from_csv:
+        rows = read_rows(args.from_csv)
+        label = str(rows[0]["device"]) if rows else "unknown"
+        device = "cpu" if label.endswith("cores)") else "cuda"
+        return device, label, Path(args.from_csv).with_suffix(""), rows
+    device = resolve_device(args.device)
+    stem = Path(args.out_dir) / f"{prefix}_{device_slug(device)}{'_' + args.tag if args.tag else ''}"
+    return device, device_name(device), stem, None
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a results CSV written by write_table, numbers parsed back (for --from-csv re-rendering)."""
+    def parse(v: str) -> Any:
+        if v == "":
+            return None
+        for cast in (int, float):
+            try:
+                return cast(v)
+            except ValueError:
+                pass
+        return v
+
+    with open(path, newline="") as f:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 TARGET_COLUMNS = ["target", "measured", "met", "margin"]
 
 
@@ -423,6 +453,8 @@ def common_args(ap: argparse.ArgumentParser, default_cap_mb: float = 6144.0) -> 
                     help="where the CSV and Markdown tables go")
     ap.add_argument("--tag", default="", help="extra text in the output filenames")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-csv", default="",
+                    help="measure nothing: re-render the tables and targets of a results CSV written earlier")
     ap.add_argument("--no-isolate", action="store_true",
                     help="run every case in this process (smoke runs: no memory cap, peaks less clean)")
 

@@ -144,15 +144,16 @@ def targets(rows: list[dict], cap: float | None) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    device = H.resolve_device(args.device)
+    device, label, stem, rows = H.output_target(args, "memory_vs_length")
     cap = H.default_cap(device, args.mem_cap_mb)
-    print(f"[memory] device: {H.device_name(device)}; load average {H.load_average()}; "
-          f"cap {cap or 'none'} MB", flush=True)
-    rows = run(args)
+    if rows is None:
+        print(f"[memory] device: {label}; load average {H.load_average()}; cap {cap or 'none'} MB", flush=True)
+        rows = run(args)
+    else:
+        cap = next((r["mem_cap_mb"] for r in rows if r.get("mem_cap_mb")), None)
     tgt = targets(rows, cap)
-    stem = Path(args.out_dir) / f"memory_vs_length_{H.device_slug(device)}{'_' + args.tag if args.tag else ''}"
     notes = [H.RANDOM_WEIGHTS_NOTE,
-             f"Device: {H.device_name(device)}. Peak = "
+             f"Device: {label}. Peak = "
              + ("CUDA peak allocated (weights included)." if device.startswith("cuda") else
                 "process peak RSS (VmHWM, interpreter + torch + weights included); work_mem_mb = peak minus the "
                 "RSS before the measured run."),

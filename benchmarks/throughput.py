@@ -106,12 +106,13 @@ def _best(rows, config, component, batch=1):
     return r["fps"], r["dtype"]
 
 
-def targets(rows: list[dict], device: str) -> list[dict]:
+def targets(rows: list[dict], device: str, label: str = "") -> list[dict]:
     out = []
     on_gpu = device.startswith("cuda")
-    gpu = H.device_name(device) if on_gpu else ""
+    gpu = (label or H.device_name(device)) if on_gpu else ""
+    configs = {r["config"] for r in rows}
     for component, threshold, label in (("propagator_step", 150.0, "propagation"),
-                                        ("pipeline", 100.0, "whole pipeline")):
+                                        ("pipeline", 100.0, "whole pipeline")) if "paper" in configs else ():
         name = f"paper, one H100, 224 px: {label} >= {threshold:.0f} frames/s (B=1)"
         fps, dtype = _best(rows, "paper", component)
         if not on_gpu:
@@ -121,7 +122,8 @@ def targets(rows: list[dict], device: str) -> list[dict]:
         else:
             note = dtype + ("" if "H100" in gpu else f"; measured on {gpu}, not an H100")
             out.append(H.target_row(name, fps, threshold, unit=" fps", note=note))
-    for component, label in (("pipeline", "whole pipeline"), ("propagator_step", "propagation")):
+    for component, label in (("pipeline", "whole pipeline"), ("propagator_step", "propagation")) \
+            if "tiny" in configs else ():
         name = f"tiny on the 2-core CPU: {label} >= 10 frames/s (B=1, fp32)"
         fps = next((r["fps"] for r in rows if r["config"] == "tiny" and r["component"] == component
                     and r["batch"] == 1 and r["dtype"] == "fp32" and r["status"] == H.OK), None)
@@ -175,12 +177,12 @@ def profile_targets(args, device: str, tgt: list[dict], stem: Path) -> Path | No
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    device = H.resolve_device(args.device)
-    print(f"[throughput] device: {H.device_name(device)}; load average {H.load_average()}", flush=True)
-    rows = run(args)
-    tgt = targets(rows, device)
-    stem = Path(args.out_dir) / f"throughput_{H.device_slug(device)}{'_' + args.tag if args.tag else ''}"
-    notes = [H.RANDOM_WEIGHTS_NOTE, f"Device: {H.device_name(device)}.",
+    device, label, stem, rows = H.output_target(args, "throughput")
+    if rows is None:
+        print(f"[throughput] device: {label}; load average {H.load_average()}", flush=True)
+        rows = run(args)
+    tgt = targets(rows, device, label)
+    notes = [H.RANDOM_WEIGHTS_NOTE, f"Device: {label}.",
              "Each case ran " + ("in this process (smoke run)." if args.no_isolate else "in a fresh process."),
              "fps counts frames of all B videos (train_propagator: clips of 5 frames). peak_mem_mb: "
              + ("CUDA peak allocated." if device.startswith("cuda") else "process peak RSS.")]
@@ -190,7 +192,7 @@ def main(argv=None) -> int:
     H.print_table(rows, ["config", "component", "dtype", "batch", "size", "fps", "unit", "status", "note"],
                   "Throughput")
     H.print_table(tgt, H.TARGET_COLUMNS, "Targets")
-    prof = profile_targets(args, device, tgt, stem)
+    prof = None if args.from_csv else profile_targets(args, device, tgt, stem)
     print(f"\nwrote {stem}.csv, {stem}.md" + (f", {prof}" if prof else ""))
     return 0
 

@@ -75,7 +75,8 @@ class Viewer:
         cell = 1.5
         fig = plt.figure(figsize=(cell * len(idx) + 1.6, cell * len(rows) + 1.8 * extra))
         gs = fig.add_gridspec(len(rows) + extra, len(idx), height_ratios=[cell] * len(rows) + [1.8] * extra,
-                              left=1.4 / (cell * len(idx) + 1.6), right=0.99, wspace=0.05, hspace=0.25)
+                              left=1.4 / (cell * len(idx) + 1.6), right=0.99, top=0.95, bottom=0.05,
+                              wspace=0.05, hspace=0.35)
         frames = self.clip.frames
         for r, (label, m) in enumerate(rows.items()):
             for c, t in enumerate(idx):
@@ -96,7 +97,7 @@ class Viewer:
             row += 1
         if self.per_frame_j:
             viz.j_per_frame(self.per_frame_j, next(iter(self.control_points.values()), None),
-                            ax=fig.add_subplot(gs[row, :]))
+                            ax=fig.add_subplot(gs[row, :]), title="")
         fig.suptitle(f"{self.clip.name}", fontsize=9)
         return fig
 

@@ -54,7 +54,7 @@ bench_min_seconds: float = 0.2           # time each throughput case at least th
 
 # %%
 out = RunOutput(output_dir, synthetic=True)
-bench_dir = Path(output_dir) / "benchmark"
+bench_dir = out.dir / "benchmark"  # absolute (repo root): the benchmark subprocess runs there
 if memory_csv:
     memory_path = memory_csv
 else:
