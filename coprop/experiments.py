@@ -150,9 +150,9 @@ def _finished(run: Path, stage: str) -> bool:
 
 def frame_labels(clip) -> list[str] | None:
     """Per-frame category text of a clip (what the text-guided model is told), as the learned detector names it."""
-    from coprop.controlpoints.detectors import _frame_labels
+    from coprop.controlpoints.detectors import frame_labels
 
-    return _frame_labels(clip)
+    return frame_labels(clip)
 
 
 def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "smoke", model_config: str = "tiny",
@@ -465,6 +465,7 @@ def score(results: list[ClipResult], clips: list, frames: str = "all", k: int = 
     """J and F (AVSBench-exact) and Alignment Rates (all / within ±k of a GT conversion / far from one), all
     from coprop.metrics.Evaluator, over ``frames``: 'all', 'key' (the frames the method made control points,
     segmented by the keyframe model) or 'normal' (the propagated frames)."""
+    from coprop.controlpoints.annotate import clip_control_points
     from coprop.metrics import Evaluator
 
     mode = clips[0].mode
@@ -481,7 +482,9 @@ def score(results: list[ClipResult], clips: list, frames: str = "all", k: int = 
             continue
         used += int(avail.sum())
         try:
-            ev.add(c.name, r.logits, torch.as_tensor(c.masks), avail)
+            # near/far is decided by the clip's GT conversions over ALL its annotated frames, even when only
+            # the key (or normal) frames are scored
+            ev.add(c.name, r.logits, torch.as_tensor(c.masks), avail, control_points=clip_control_points(c))
         except Exception as e:  # noqa: BLE001 - one bad clip is reported, the rest still count
             ev.add_error(c.name, e)
     res = ev.result()

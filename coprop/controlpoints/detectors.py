@@ -153,7 +153,7 @@ class CosineSource(ControlPointSource):
         return [1] + [int(s < self.threshold) for s in self.similarities(clip)]
 
 
-def _frame_labels(clip: Clip) -> list[str] | None:
+def frame_labels(clip: Clip) -> list[str] | None:
     """Per-frame category label: synthetic meta['sounding'] (names joined by '+', 'silence' when none),
     else the clip-level meta['category'] on every frame."""
     sounding = clip.meta.get("sounding")
@@ -240,7 +240,7 @@ class LearnedSource(ControlPointSource):
 
         xs, labels = [], []
         for c in clips:
-            lab = _frame_labels(c)
+            lab = frame_labels(c)
             if lab is None:
                 continue
             xs.append(F.frame_features(F.clip_logmel(c)))
