@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from coprop.controlpoints.detectors import frame_labels
 from coprop.errors import ConfigError
 from coprop.progress import progress
 
@@ -146,13 +147,6 @@ def _finished(run: Path, stage: str) -> bool:
     if not (run / WEIGHTS[stage]).is_file() or not (run / CONFIG).is_file():
         return False
     return stage in json.loads((run / CONFIG).read_text()).get("stages", {})
-
-
-def frame_labels(clip) -> list[str] | None:
-    """Per-frame category text of a clip (what the text-guided model is told), as the learned detector names it."""
-    from coprop.controlpoints.detectors import frame_labels
-
-    return frame_labels(clip)
 
 
 def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "smoke", model_config: str = "tiny",
