@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import contextlib
 from collections import Counter
 from typing import Iterable, Sequence
@@ -40,7 +41,7 @@ def check_control_points(c: Sequence[int], T: int, who: str = "source") -> list[
     return c
 
 
-class ControlPointSource:
+class ControlPointSource(ABC):
     name = "base"
 
     def __init__(self):
@@ -49,8 +50,9 @@ class ControlPointSource:
     def fit(self, train_clips: Iterable[Clip]) -> "ControlPointSource":
         return self
 
+    @abstractmethod
     def __call__(self, clip: Clip) -> list[int]:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def predict_many(self, clips: Sequence[Clip]) -> list[list[int]]:
         return [self(c) for c in clips]

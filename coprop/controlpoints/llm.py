@@ -8,6 +8,7 @@ Every backend caches answers on disk (cache.py) and counts requests, cache hits 
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -42,7 +43,7 @@ def assistant(text: str) -> dict:
     return {"role": "assistant", "text": text, "audio": False}
 
 
-class LLMBackend:
+class LLMBackend(ABC):
     """Base: caching and counting. Subclasses implement ``_generate(requests) -> list[str | Exception]``."""
 
     kind = "base"
@@ -59,8 +60,9 @@ class LLMBackend:
         """Generation settings that change the answer (part of the cache key)."""
         return {}
 
+    @abstractmethod
     def _generate(self, requests: Sequence[ChatRequest]) -> list:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def chat(self, messages: list[dict], audio: np.ndarray | None) -> str:
         out = self.chat_batch([ChatRequest(messages, audio)], return_exceptions=False)
