@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 

@@ -156,6 +156,14 @@ def plot_throughput(df):
                     for c in comps]
             heights = [float(v.iloc[0]) if len(v) else 0.0 for v in vals]
             ax.bar(np.arange(len(comps)) + i * width, heights, width, label=f"{dtype} B={batch}")
+            # a case that ran out of memory (or failed) has no bar: say so where the bar would be
+            failed = df[(df["config"] == config) & (df["dtype"] == dtype) & (df["batch"] == batch)
+                        & ~df["status"].isin(["ok", "skipped"])]
+            for _, r in failed.iterrows():
+                if r["component"] in comps:
+                    ax.annotate(str(r["status"]), (comps.index(r["component"]) + i * width, 0.02),
+                                xycoords=("data", "axes fraction"), ha="center", fontsize=7, color="red",
+                                rotation=90)
         ax.set_xticks(np.arange(len(comps)) + 0.4 - width / 2, comps, rotation=25, ha="right", fontsize=8)
         ax.set(yscale="log", ylabel="frames/s (train_propagator: clips/s)", title=config)
         ax.grid(True, axis="y", which="both", alpha=0.3)
