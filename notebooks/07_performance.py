@@ -43,8 +43,8 @@ data_root: str = ""                      # unused here (benchmarks feed random f
 synthetic_preset: str = "smoke"          # unused here; kept for the runner
 output_dir: str = "reports/_scratch/07_performance"  # where tables, figures and metrics.json go
 seed: int = 0                            # random seed of the benchmark inputs and weights
-memory_csv: str = ""                     # memory_vs_length CSV(s) to plot, comma-separated; empty = run it below
-throughput_csv: str = ""                 # throughput CSV(s) to plot, comma-separated; empty = run it below
+memory_csv: str = ""                     # memory_vs_length CSV(s) to plot, comma-separated; empty: run it below
+throughput_csv: str = ""                 # throughput CSV(s) to plot, comma-separated; empty: run it below
 bench_device: str = "cpu"                # device of a benchmark run from here: cpu, cuda, auto
 bench_config: str = "tiny"               # model config(s) of a benchmark run from here, comma-separated
 bench_lengths: str = "2,4"               # clip lengths T of the memory benchmark run from here

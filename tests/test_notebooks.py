@@ -57,4 +57,8 @@ def test_notebook_is_paired_and_parameterised(nb):
     params = papermill.inspect_notebook(str(nb))
     for name in ("data_root", "synthetic_preset", "output_dir", "seed"):
         assert name in params, f"{nb.stem} lacks the standard parameter {name!r}"
+    # papermill skips (with only a warning) any parameter line it cannot parse, e.g. one with '=' in its
+    # comment: that parameter then loses its type and help in `papermill --help-notebook`
+    unparsed = set(runner._declared(nb)) - set(params)
+    assert not unparsed, f"{nb.stem}: papermill cannot parse the parameter line(s) of {sorted(unparsed)}"
     assert jupytext.read(nb).metadata["kernelspec"]["name"] == "python3"

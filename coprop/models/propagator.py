@@ -191,7 +191,7 @@ class AudioInsertPropagator(nn.Module):
         if soft:
             probs = logits.softmax(1)
         else:
-            probs = F.one_hot(logits.argmax(1), logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
+            probs = F.one_hot(logits.max(1).indices, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
         # AOT's second phase: the mask just predicted completes this frame's memory values
         id_emb = self.identity(self.identity.scatter(probs, state.id_map))
         values = [block.memory_value(h, id_emb) for block, h in zip(self.blocks, hs)]
