@@ -8,13 +8,6 @@ from coprop.errors import ConfigError, DataError
 from coprop.models.memory import MemoryPolicy, MemoryStore
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, loaded 2-core machine two spinning threads run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _entry(frame: int, layers: int = 2, B: int = 1, heads: int = 2, N: int = 16, d: int = 4):

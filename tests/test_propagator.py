@@ -14,13 +14,6 @@ from coprop.models.propagator import AudioInsertPropagator
 S = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, loaded 2-core machine two spinning threads run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _tiny(**kw) -> AudioInsertPropagator:

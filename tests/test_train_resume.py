@@ -13,13 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_toy import run_toy, weights  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The toy model is far too small for intra-op threads; on a shared 2-core box they only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 _TIMING = ("time_s", "samples_per_s")
 
