@@ -1,7 +1,8 @@
 """``coprop demo``: the README's main job, on a CPU, in one command.
 
 1. builds the synthetic demo benchmark (``coprop.data.synth.ensure('demo')``, reused when present);
-2. trains every model the notebooks need, once, into ``runs/demo/seed0/`` (keyframe + fine-tune, baseline,
+2. trains every model the notebooks need, once per training seed of 05_ablations in the config, into
+   ``runs/demo/seed<N>/`` (keyframe + fine-tune, baseline,
    propagators with 0 / 1 / 4 audio-insert levels, the text-guided keyframe model) -- finished models are reused,
    an interrupted stage resumes from its checkpoint;
 3. runs every notebook with ``configs/demo.yaml`` (pointing them at ``runs/demo``) into ``reports/``;
@@ -36,13 +37,23 @@ def compact_headline(reports: Path, run: str = "demo") -> str:
     if not csv.exists():
         return f"(no headline table: {csv} was not written)"
     df = pd.read_csv(csv)
-    keep = ["method"] + [c for c in df.columns if c.startswith(("ours: J %", "ours: F %", "paper: "))]
+    keep = ["method"] + [c for c in df.columns if c.startswith(("ours: J", "ours: F", "paper: "))]
     lines = [" | ".join(keep), " | ".join("---" for _ in keep)]
     for row in df[keep].itertuples(index=False):
         lines.append(" | ".join("" if (isinstance(v, float) and v != v) else
                                 (f"{v:.1f}" if isinstance(v, float) else str(v)) for v in row))
     note = df["our data"].iloc[0] if "our data" in df.columns else ""
     return "\n".join(lines) + f"\n(ours: {note}; paper: AVSBench, PVT-v2 -- not the same data)"
+
+
+def _training_seeds(config: Path) -> list[int]:
+    """The training seeds 05_ablations will ask for, so every model is trained here, before the notebooks."""
+    import yaml
+
+    from coprop import experiments as E
+
+    section = (yaml.safe_load(Path(config).read_text()) or {}).get("05_ablations") or {}
+    return E.parse_seeds(section.get("seeds", "0"))
 
 
 def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | None = None,
@@ -61,8 +72,9 @@ def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | Non
     echo(f"      {root} ({phases['data_s']:.0f} s)")
     echo(f"[2/3] models -> {run_dir} (finished models are reused) ...")
     t = time.perf_counter()
-    E.ensure_suite(run_dir, E.Data("", "demo", "ms3", 0), seed=0, suite="demo", model_config="tiny",
-                   device=device, echo=lambda m: echo("      " + m.strip()))
+    for seed in _training_seeds(E.resolve_path(config)):
+        E.ensure_suite(run_dir, E.Data("", "demo", "ms3", 0), seed=seed, suite="demo", model_config="tiny",
+                       device=device, echo=lambda m: echo("      " + m.strip()))
     phases["train_s"] = time.perf_counter() - t
     echo(f"      models ready ({phases['train_s']:.0f} s)")
     echo(f"[3/3] notebooks with {config} ...")
