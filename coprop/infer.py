@@ -49,7 +49,7 @@ def _mask_png(path: Path, mask: np.ndarray, semantic: bool) -> None:
     from coprop.io import atomic_path
 
     if semantic:
-        from coprop.data.synth import voc_palette
+        from coprop.data.images import voc_palette
 
         img = Image.fromarray(mask.astype(np.uint8), mode="P")
         img.putpalette(voc_palette(256).astype(np.uint8).reshape(-1).tolist())

@@ -51,7 +51,7 @@ def test_official_layout_files(synth_root):
 
 
 def test_palette_is_pascal_voc():
-    pal = synth.voc_palette()
+    pal = synth.voc_palette(256)
     assert pal[:5].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128]]
     assert len({tuple(c) for c in pal[:71]}) == 71
 

@@ -13,23 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from coprop.data.synth_sound import SR
+from coprop.data.images import voc_palette  # one palette for the writer and the reader
 
 if TYPE_CHECKING:
     from coprop.data.synth import Job, Made
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """PASCAL VOC bit-interleaved colour map: uint8 [n,3]; 0 black, 1 (128,0,0), 2 (0,128,0), 3 (128,128,0) ..."""
-    pal = np.zeros((n, 3), np.uint8)
-    for j in range(n):
-        c, r, g, b = j, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        pal[j] = (r, g, b)
-    return pal
 
 
 def _save_png(path: Path, arr: np.ndarray) -> None:
@@ -79,7 +68,7 @@ def _write_ms3(root: Path, job: Job, m: Made) -> list:
 def _write_avss(root: Path, job: Job, m: Made) -> list:
     d = root / job.label / job.name
     sem = m.semantic_masks()
-    pal = voc_palette()
+    pal = voc_palette(256)
     n_masks = 1 if (job.label == "v1s" and job.split == "train") else job.num_frames
     for k in range(job.num_frames):
         _save_jpg(d / "frames" / f"{k}.jpg", m.frames[k])
