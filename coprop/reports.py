@@ -30,42 +30,73 @@ class RunOutput:
     def data_note(self) -> str:
         return SYNTHETIC_NOTE if self.synthetic else "Data: AVSBench."
 
-    def table(self, df, name: str, caption: str = "", digits: int = 4) -> Path:
-        """Write ``name.csv`` and ``name.md`` (caption and data label above the table; floats in the Markdown
-        rounded to ``digits`` decimals, the CSV keeps full precision)."""
+    def table(self, df, name: str, caption: str = "", digits: int | None = None, **fmt):
+        """Write ``name.csv`` (every number at full precision) and ``name.md`` (the reader's table: caption, data
+        note, formatted cells, footnotes; see ``coprop.report_tables.format_table``, which gets ``digits`` and
+        ``fmt``). Returns the ReaderTable, so a cell that ends with this call shows the table with its caption."""
+        from coprop.report_tables import format_table
+
         with atomic_path(self.dir / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
-        head = "\n\n".join(x for x in (caption, f"*{self.data_note}*") if x)
-        write_text(self.dir / f"{name}.md", f"{head}\n\n{_markdown(df, digits)}\n")
-        return self.dir / f"{name}.csv"
+        shown = format_table(df, relative_paths(caption), data_note=self.data_note, digits=digits, **fmt)
+        write_text(self.dir / f"{name}.md", shown.to_markdown())
+        return shown
 
-    def figure(self, fig, name: str, dpi: int = 110) -> Path:
-        path = self.dir / f"{name}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        return path
+    def figure(self, fig, name: str, dpi: int = 110, show: bool = True) -> None:
+        """Write ``name.png`` and, inside a notebook, show that PNG once as the cell's output (``show``); the
+        figure is closed so the inline backend does not show it a second time. Returns None on purpose: a path
+        as a cell's last value would print a bare ``PosixPath(...)`` line above the figure."""
+        import io
 
-    def metrics(self, **values: Any) -> Path:
-        """Merge ``values`` into metrics.json (so several cells can each add their numbers)."""
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+        with atomic_path(self.dir / f"{name}.png") as tmp:
+            tmp.write_bytes(buf.getvalue())
+        _close(fig)
+        if show:
+            _show_png(buf.getvalue())
+
+    def metrics(self, **values: Any) -> None:
+        """Merge ``values`` into metrics.json (so several cells can each add their numbers); paths inside the
+        repository are written relative to its root. Returns None (no bare path as a cell's last value)."""
         path = self.dir / "metrics.json"
         current = json.loads(path.read_text()) if path.exists() else {}
-        current.update(values)
+        current.update(relative_paths(values))
         current["data"] = "synthetic" if self.synthetic else "avsbench"
-        return write_json(path, current)
+        write_json(path, current)
 
 
-def _markdown(df, digits: int = 4) -> str:
-    """A pipe table without the optional tabulate dependency."""
-    cols = [str(c) for c in df.columns]
-    rows = [[_fmt(v, digits) for v in row] for row in df.itertuples(index=False)]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def relative_paths(obj):
+    """``obj`` with every path inside the repository written relative to its root (strings, Paths, and the
+    values of lists and dicts), so nothing written into reports/ names the machine it ran on."""
+    from coprop.paths import display_path, repo_root
+
+    if isinstance(obj, Path):
+        return display_path(obj)
+    if isinstance(obj, str):
+        root = str(repo_root()).rstrip("/") + "/"
+        return obj.replace(root, "")
+    if isinstance(obj, dict):
+        return {k: relative_paths(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(relative_paths(v) for v in obj)
+    return obj
 
 
-def _fmt(v, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""   # missing (NaN / None) cells stay empty rather than printing 'nan'
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if abs(v) < 1000 else f"{v:.1f}"
-    return str(v)
+def _close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _show_png(data: bytes) -> None:
+    """Display PNG bytes when running inside IPython (a notebook kernel); do nothing in plain Python."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+    from IPython.display import Image, display
+
+    if get_ipython() is not None:
+        display(Image(data=data, format="png"))
