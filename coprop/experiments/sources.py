@@ -1,0 +1,61 @@
+"""Control-point sources fitted on a suite's training data (cosine, learned detector, RCPG with an LLM),
+cached per training seed and data so a notebook re-run does not refit them."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from coprop.experiments.clips import Data
+from coprop.experiments.suite import Suite
+
+
+def _source_file(suite_dir: Path, name: str, data: Data) -> Path:
+    return Path(suite_dir) / "sources" / f"{name}-{data.key()}.pt"
+
+
+def cached_source(suite_dir: Path | None, name: str, data: Data):
+    """A control-point source fitted earlier on ``data``'s training clips for this seed, or None."""
+    f = None if suite_dir is None else _source_file(suite_dir, name, data)
+    if f is None or not f.is_file():
+        return None
+    return torch.load(f, weights_only=False)   # written by fit_sources below, never downloaded
+
+
+def fit_sources(suite: Suite, data: Data, names: Iterable[str], llm: dict[str, str] | None = None,
+                echo: Callable = print) -> dict[str, Any]:
+    """Fit the control-point sources a set of methods needs (cached per suite seed and data);
+    RCPG names ('rcpg:1-step', ...) need an LLM and are skipped without one."""
+    from coprop.controlpoints.detectors import get_source
+    from coprop.io import atomic_path
+
+    train = None
+    for name in names:
+        if name in suite.sources:
+            continue
+        if name.startswith("rcpg:") and not (llm or {}).get("backend"):
+            continue   # the table row says NO_LLM
+        cacheable = name in ("learned", "cosine")
+        if cacheable and (src := cached_source(suite.path, name, data)) is not None:
+            suite.sources[name] = src
+            continue
+        if name.startswith("rcpg:"):
+            kw = {"model_path": llm.get("model", "")} if llm["backend"] == "local" else \
+                {"base_url": llm.get("url", ""), "model": llm.get("model", "")}
+            src = get_source("rcpg", backend=llm["backend"], variant=name.split(":", 1)[1], **kw)
+        elif name == "learned":
+            src = get_source("learned", seed=suite.seed)
+        else:
+            src = get_source(name)
+        train = data.split("train") if train is None else train
+        t0 = time.perf_counter()
+        suite.sources[name] = src.fit(train)
+        echo(f"  control points: fitted {name} in {time.perf_counter() - t0:.1f} s")
+        if cacheable:
+            f = _source_file(suite.path, name, data)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(f) as tmp:
+                torch.save(src, tmp)
+    return suite.sources
