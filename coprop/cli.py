@@ -10,6 +10,7 @@ from coprop.errors import CopropError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("coprop.data.synth", "cli", "write the synthetic source-conversion benchmark"),
     "check-data": ("coprop.data.check", "cli", "scan a dataset tree and list every problem"),
+    "evaluate": ("coprop.evaluate", "cli", "score any method's predicted masks with the official metrics"),
     "run-notebooks": ("coprop.runner", "cli", "execute notebooks through papermill into reports/"),
     "demo": ("coprop.demo", "cli", "the main job: synthetic data, training, notebooks, reports"),
     "infer": ("coprop.infer", "cli", "segment your own video with a trained run"),

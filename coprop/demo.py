@@ -11,12 +11,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from coprop import paths
+from coprop.cli_args import ArgumentParser, nonneg_int
 
 RUN_DIR = "runs/demo"
 CONFIG = "configs/demo.yaml"
@@ -95,12 +95,12 @@ def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | Non
 
 
 def cli(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="coprop demo", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="coprop demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", default=RUN_DIR, help="where the models go (default runs/demo)")
     ap.add_argument("--config", default=CONFIG, help="notebook parameter file (default configs/demo.yaml)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (stem or prefix)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--threads", type=int, default=1,
+    ap.add_argument("--threads", type=nonneg_int, default=1,
                     help="CPU threads for training (1 is fastest on a shared, busy CPU, 0: torch default)")
     args = ap.parse_args(argv)
     s = run_demo(args.run_dir, args.config, args.only, device=args.device, threads=args.threads)

@@ -5,12 +5,12 @@ checks made strict (unknown palette colours, non-binary masks and non-16 kHz wav
 """
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from coprop.cli_args import ArgumentParser
 from coprop.data.audio import MIN_SAMPLES, SAMPLE_RATE, load_logmel_pkl, read_wav
 from coprop.data.avsbench import META_CSV, SPLITS, SUBSETS, open_dataset, resolve_subset_root
 from coprop.data.images import read_rgb
@@ -120,7 +120,7 @@ def check_clip(ds, i: int) -> list[Problem]:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="coprop check-data", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="coprop check-data", description=__doc__.splitlines()[0])
     parser.add_argument("root", help="AVSBench folder (holding Single-source/, Multi-sources/, AVSS/) or one subset folder")
     parser.add_argument("--subset", nargs="+", choices=SUBSETS, help="subsets to check (default: all present)")
     parser.add_argument("--split", nargs="+", choices=SPLITS, help="splits to check (default: all)")

@@ -33,34 +33,45 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+# the largest value a single-channel PNG of each mode can hold ('I' is how older Pillow opens 16-bit PNGs)
+_MODE_MAX = {"1": 255, "L": 255, "P": 255, "I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I": 65535}
+
+
 def _raw_gray(img) -> np.ndarray:
     """The stored pixel values of a single-channel mask (for 'P' the palette index, as convert('P') keeps it)."""
     if img.mode == "1":
         return np.asarray(img, dtype=np.uint8) * np.uint8(255)
-    if img.mode in ("L", "P", "I", "I;16"):
+    if img.mode in _MODE_MAX:
         return np.asarray(img).astype(np.int64)
     return np.asarray(img.convert("L"), dtype=np.int64)
 
 
 def read_binary_mask(path: str | Path, strict: bool = True) -> np.ndarray:
-    """int64 [H,W] in {0,1}. AVSBench stores objects as 255, background as 0.
+    """int64 [H,W] in {0,1}. AVSBench stores objects as 255, background as 0 (8-bit PNG).
 
-    A pure {0,255} (or {0,1}) mask is thresholded at > 0, which equals the official ``convert('1')`` for
-    such masks. Any other value (e.g. 128 from a resized or JPEG-damaged mask) is an error when ``strict``,
-    because the official dithering would turn it into a pixel pattern; with ``strict=False`` it is
-    thresholded at >= 128 (PIL's undithered '1' rule).
+    A single-channel mask whose values are exactly 0 and the maximum of its bit depth (255 for 8-bit, 65535
+    for 16-bit), or only 0 and 1, is binary and thresholded at > 0; for 8-bit 0/255 this equals the official
+    ``convert('1')``. Any other value (e.g. 128 from a resized or JPEG-damaged mask) raises ``DataError``
+    naming the file and its mode when ``strict``, because the official dithering would turn it into a pixel
+    pattern; with ``strict=False`` it is thresholded at half the bit depth's maximum (PIL's undithered '1'
+    rule for 8-bit: >= 128).
     """
     path = Path(path)
-    raw = _raw_gray(_open(path))
-    values = np.unique(raw)
-    if set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}:
+    img = _open(path)
+    raw = _raw_gray(img)
+    top = _MODE_MAX.get(img.mode, 255)
+    values = set(np.unique(raw).tolist())
+    if values <= {0, top} or values <= {0, 1}:
         return (raw > 0).astype(np.int64)
     if strict:
-        bad = [int(v) for v in values if v not in (0, 1, 255)][:8]
-        raise DataError(path, f"binary mask has values other than 0 and 255: {bad}",
-                        "re-export the mask with nearest-neighbour resizing (objects 255, background 0), "
-                        "or open the dataset with strict=False to threshold at 128")
-    return (raw >= 128).astype(np.int64)
+        bits = 16 if top == 65535 else 8
+        bad = sorted(v for v in values if v not in (0, 1, top))[:8]
+        raise DataError(path, f"binary mask (mode {img.mode}, {bits}-bit) has values other than 0 and {top}: {bad}",
+                        f"a binary mask holds only 0 (background) and {top} (object), the maximum of its bit depth; "
+                        "values in between come from resizing with interpolation, antialiasing or JPEG: re-export it "
+                        "as a PNG with nearest-neighbour resizing, or open the dataset with strict=False to "
+                        "threshold at half the maximum")
+    return (raw >= (top + 1) // 2).astype(np.int64)
 
 
 def voc_palette(num_classes: int) -> np.ndarray:
@@ -109,7 +120,7 @@ def read_index_mask(path: str | Path, num_classes: int, strict: bool = True) -> 
     """int64 [H,W] class ids from a single-channel index map (AVSS labels_semantic)."""
     path = Path(path)
     img = _open(path)
-    if img.mode not in ("L", "P", "I", "I;16"):
+    if img.mode not in _MODE_MAX or img.mode == "1":
         raise DataError(path, f"semantic label must be a single-channel index map, got mode {img.mode}",
                         "use labels_rgb for colour masks, or save class ids as an 8-bit grayscale PNG")
     ids = np.asarray(img).astype(np.int64)

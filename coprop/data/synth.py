@@ -13,7 +13,6 @@ GT for frame k is what sounds at the frame's instant. Everything is a function o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coprop.cli_args import ArgumentParser, nonneg_int
 from coprop.data.synth_scene import CATEGORIES, ClipPlan, plan_clip, render
 from coprop.data.synth_layout import CSV_FILES, WRITERS, voc_palette, write_csv
 from coprop.data.synth_sound import mix
@@ -301,11 +301,11 @@ def summary(root: str | Path) -> str:
 
 
 def cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="coprop synth", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="coprop synth", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="", help="output folder (default: data/synthetic-<preset>-s<seed>, reused "
                                                "when already complete)")
     ap.add_argument("--preset", default="demo", choices=sorted(PRESETS))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     root = generate(a.out, a.preset, a.seed) if a.out else ensure(a.preset, a.seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from coprop.cli_args import ArgumentParser, nonneg_int, positive_float, positive_int
 from coprop.train import ddp
 from coprop.train.recipes import PRESETS, STAGES, stage_params, train_all
 
@@ -14,7 +15,7 @@ _STAGE_ALIASES = {"keyframe": "keyframe", "finetune": "keyframe_ft", "keyframe_f
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="coprop train", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="coprop train", description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=[*_STAGE_ALIASES, "all"], help="stage to train ('all': the four in order)")
     ap.add_argument("--data-root", default="", help="AVSBench root; empty = the synthetic benchmark")
     ap.add_argument("--synthetic-preset", default=None, help="synthetic preset when --data-root is empty "
@@ -23,16 +24,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--run-dir", default=None, help="run folder (default runs/<subset>-<config>-<preset>-s<seed>)")
     ap.add_argument("--config", default="tiny", help="model config: tiny | paper")
     ap.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="training hyper-parameter preset")
-    ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-steps-per-epoch", type=int, default=None)
-    ap.add_argument("--checkpoint-every", type=int, default=None, help="optimizer steps between checkpoints")
-    ap.add_argument("--num-workers", type=int, default=None)
+    ap.add_argument("--epochs", type=positive_int, default=None, help="override the preset's epochs")
+    ap.add_argument("--batch-size", type=positive_int, default=None)
+    ap.add_argument("--lr", type=positive_float, default=None)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
+    ap.add_argument("--max-steps-per-epoch", type=positive_int, default=None)
+    ap.add_argument("--checkpoint-every", type=nonneg_int, default=None,
+                    help="optimizer steps between checkpoints (0: at epoch ends only)")
+    ap.add_argument("--num-workers", type=nonneg_int, default=None)
     ap.add_argument("--device", default=None, help="auto | cpu | cuda")
     ap.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
-    ap.add_argument("--val-limit", type=int, default=None, help="validate on the first N val clips only")
+    ap.add_argument("--val-limit", type=positive_int, default=None, help="validate on the first N val clips only")
     ap.add_argument("--no-resume", action="store_true", help="start over instead of resuming from checkpoints")
     return ap
 
