@@ -1,0 +1,153 @@
+"""R50-AOTL through the published-weights loader against the golden outputs of the original code
+(shared/fixtures/golden-aot-tpavi/aot_r50_aotl; protocol in its README), and the loader's errors."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from coprop.errors import ConfigError, DataError, WeightsError
+from coprop.models.published import load_published
+from published_util import golden_case, load_npz, rebuild_weights, write_released_checkpoint
+
+ATOL = RTOL = 1e-4
+LABEL_PIXELS = 5e-4        # README: labels equal up to near-ties, <= 0.05 % of pixels
+
+
+@pytest.fixture(scope="module")
+def golden():
+    case = golden_case("aot_r50_aotl")
+    return (case, load_npz(case / "inputs.npz"), load_npz(case / "outputs.npz"),
+            json.loads((case / "meta.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def state(golden):
+    return rebuild_weights(golden[0])
+
+
+@pytest.fixture(scope="module")
+def model(golden, state, tmp_path_factory):
+    path = write_released_checkpoint(golden[0], tmp_path_factory.mktemp("aot"), state)
+    return load_published("r50_aotl", path)
+
+
+def run_case(model, inputs, outputs, meta, case: str, teacher: bool):
+    frames, mask = inputs["frames"], inputs[f"mask_{case}"]
+    sess = model.start(frames[0], mask.astype(np.int64), long_term_gap=meta[case]["long_term_mem_gap"])
+    logits, labels, memory = [], [], []
+    for t in range(1, len(frames)):
+        forced = outputs[f"{case}_labels"][t - 1].astype(np.int64) if teacher else None
+        out = sess.step(frames[t], memory_labels=forced)
+        logits.append(out.logits.cpu().numpy())
+        labels.append(out.labels.cpu().numpy())
+        memory.append(sess.long_term_frames() * sess.grid[0] * sess.grid[1])
+    return np.stack(logits), np.stack(labels), memory
+
+
+def test_released_layout_is_the_manifest(golden, state, model):
+    assert len(state) == 345 and sum(t.numel() for t in state.values()) == 14_970_851
+    own = model.state_dict()
+    assert set(own) == set(state)
+    assert not model.training and all(p.dtype == torch.float32 for p in model.parameters())
+    assert torch.equal(own["LSTT.layers.2.short_term_attn.relative_emb_v"],
+                       state["LSTT.layers.2.short_term_attn.relative_emb_v"])
+
+
+def test_reference_frame_diagnostics(golden, model):
+    """Frame 0's projected encoder map, stage sums and ID embedding (where a mismatch would start)."""
+    from coprop.models.published.aot_session import normalise_frame
+
+    _, inputs, outputs, _ = golden
+    with torch.inference_mode():
+        skips, proj = model.encode(normalise_frame(inputs["frames"][0]))
+        onehot = torch.nn.functional.one_hot(torch.as_tensor(inputs["mask_case1"]).long(), 11)
+        id_emb = model.id_embedding(onehot.permute(2, 0, 1)[None].float())
+    np.testing.assert_allclose(proj[0].numpy(), outputs["diag_enc_proj_f0"], atol=ATOL, rtol=RTOL)
+    for skip, name in zip(skips, ("4x", "8x", "16x")):
+        ref = outputs[f"diag_enc_{name}_f0_chsum"]
+        np.testing.assert_allclose(skip[0].sum((1, 2)).numpy(), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    np.testing.assert_allclose(id_emb[0].numpy(), outputs["diag_id_emb_f0"], atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["case1", "case2"])
+def test_golden_logits_teacher_forced(golden, model, case):
+    """Every frame's stride-4 logits within atol = rtol = 1e-4, the memory updated with the stored labels;
+    the long-term memory grows exactly as the original's memory log (gap 2 in case 1, gap 5 in case 2)."""
+    _, inputs, outputs, meta = golden
+    start = time.perf_counter()
+    logits, labels, memory = run_case(model, inputs, outputs, meta, case, teacher=True)
+    ref = outputs[f"{case}_logits_q"]
+    assert logits.shape == ref.shape and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, ref, atol=ATOL, rtol=RTOL)
+    assert memory == [m["long_term_tokens"] for m in meta[case]["memory_log"]]
+    flipped = (labels != outputs[f"{case}_labels"]).mean(axis=(1, 2))
+    assert flipped.max() <= LABEL_PIXELS, flipped
+    print(f"{case}: max |diff| {np.abs(logits - ref).max():.2e}, {time.perf_counter() - start:.1f} s")
+
+
+@pytest.mark.slow
+def test_golden_labels_free_running(golden, model):
+    """Case 2 with the model's own labels as memory: label maps within the README's near-tie allowance."""
+    _, inputs, outputs, meta = golden
+    _, labels, _ = run_case(model, inputs, outputs, meta, "case2", teacher=False)
+    flipped = (labels != outputs["case2_labels"]).mean(axis=(1, 2))
+    assert flipped.max() <= LABEL_PIXELS, flipped
+
+
+# ---- loader errors ---------------------------------------------------------------------------------------------
+
+def test_missing_file_names_it_and_the_source(tmp_path):
+    with pytest.raises(WeightsError, match=r"R50_AOTL_PRE_YTB_DAV\.pth.*1qJDYn3Ibpquu4ffYoQmVjg1YCbr2JQep") as e:
+        load_published("r50_aotl", tmp_path / "nope.pth")
+    assert str(tmp_path / "nope.pth") in str(e.value)
+
+
+def test_unreadable_and_unknown_name(tmp_path):
+    bad = tmp_path / "R50_AOTL_PRE_YTB_DAV.pth"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_published("r50_aotl", bad)
+    with pytest.raises(WeightsError, match="not tensors"):
+        load_published("r50_aotl", {"state_dict": [1, 2]})
+    with pytest.raises(ConfigError, match="r50_aotl"):
+        load_published("aot_huge", bad)
+
+
+def test_bad_keys_are_named(state, tmp_path):
+    missing = {k: v for k, v in state.items() if k != "LSTT.layers.1.short_term_attn.relative_emb_k.bias"}
+    with pytest.raises(WeightsError, match=r"1 missing key\(s\): LSTT\.layers\.1\.short_term_attn\.relative_emb_k\.bias"):
+        load_published("r50_aotl", {"state_dict": missing})
+    with pytest.raises(WeightsError, match=r"unknown key\(s\): LSTT\.extra"):
+        load_published("r50_aotl", {"state_dict": {**state, "LSTT.extra": torch.zeros(1)}})
+    shaped = {**state, "decoder.conv_out.weight": torch.zeros(12, 128, 1, 1)}
+    with pytest.raises(WeightsError, match=r"decoder\.conv_out\.weight \(checkpoint \(12, 128, 1, 1\), "
+                                           r"model \(11, 128, 1, 1\)\)"):
+        load_published("r50_aotl", shaped)
+
+
+def test_known_variants_of_the_layout_load(state):
+    """HEAD's unused LSTT.mask_token is dropped; a DDP 'module.' prefix and a 'model' container are unwrapped."""
+    head = {"model": {"module." + k: v for k, v in {**state, "LSTT.mask_token": torch.zeros(1, 1, 256)}.items()}}
+    model = load_published("r50_aotl", head)
+    assert torch.equal(model.patch_wise_id_bank.weight, state["patch_wise_id_bank.weight"])
+
+
+def test_session_input_errors(golden, model):
+    _, inputs, _, _ = golden
+    frames, mask = inputs["frames"], inputs["mask_case2"].astype(np.int64)
+    with pytest.raises(DataError, match="uint8 RGB"):
+        model.start(frames[0].astype(np.float32), mask)
+    with pytest.raises(DataError, match="mask0 must be an integer map"):
+        model.start(frames[0], mask[:-1])
+    with pytest.raises(ConfigError, match="at most 10"):
+        model.start(frames[0], np.full(mask.shape, 11))
+    sess = model.start(frames[0], mask)
+    with pytest.raises(DataError, match="differs from the first frame"):
+        sess.step(frames[1][:-16])
+    with pytest.raises(DataError, match="holds ids 3..3"):
+        sess.step(frames[1], memory_labels=np.full(mask.shape, 3))
