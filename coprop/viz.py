@@ -107,7 +107,7 @@ def audio_panels(waveform, logmel, frame_times=None, sr: int = 16000, control_po
     t = np.arange(len(w)) / sr
     a0.plot(t, w, lw=0.4, color="#333")
     a0.set_xlim(0, max(t[-1] if len(t) else 1.0, 1e-3))
-    a0.set_ylabel("waveform")
+    a0.set_ylabel("amplitude")
     if frame_times is not None:
         for k, ft in enumerate(_np(frame_times)):
             a0.axvline(ft, color="#0082c8", lw=0.8, alpha=0.6)
@@ -148,7 +148,7 @@ def control_point_timeline(sources: Mapping[str, Sequence[int]], ax=None, title:
         ax.scatter([t for t, v in enumerate(cp) if v], [r] * sum(1 for v in cp if v), marker="|", s=300,
                    color="k", zorder=3)
     T = max((len(v) for v in sources.values()), default=1)
-    ax.set_xlim(-0.5, T - 0.5)
+    integer_frame_axis(ax, T)
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("frame (| = control point, colour = segment)")
@@ -177,8 +177,12 @@ def segment_length_hist(lists: Mapping[str, Sequence[Sequence[int]]], ax=None):
     bins = np.arange(0.5, top + 1.5)
     for name, ls in lengths.items():
         ax.hist(ls, bins=bins, alpha=0.55, label=f"{name} (n={len(ls)})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("segment length (frames)")
-    ax.set_ylabel("segments")
+    ax.set_ylabel("segments (count)")
     ax.legend(fontsize=8)
     if fig is None:
         return ax.figure   # the caller owns the layout of a figure it passed an axis of
@@ -188,28 +192,47 @@ def segment_length_hist(lists: Mapping[str, Sequence[Sequence[int]]], ax=None):
 
 def j_per_frame(j: Mapping[str, Sequence[float]], control_points: Sequence[int] | None = None, ax=None,
                 title: str = "per-frame J"):
-    """A line per method; control points drawn as vertical lines (where keyframes are re-segmented)."""
+    """A line per method, J in % (``j`` holds fractions in [0, 1]; NaN where a frame has no GT); control points
+    drawn as dotted vertical lines (where keyframes are re-segmented). Legend to the right, off the data."""
     import matplotlib.pyplot as plt
 
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 2.8))
+        fig, ax = plt.subplots(figsize=(9, 2.8))
+    T = 1
     for name, vals in j.items():
-        v = _np(vals).astype(float)
+        v = 100 * _np(vals).astype(float)
+        T = max(T, len(v))
         ax.plot(np.arange(len(v)), v, marker="o", ms=3, lw=1.2, label=name)
     if control_points is not None:
         for t, c in enumerate(control_points):
             if c:
                 ax.axvline(t, color="k", lw=0.8, ls=":")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-2, 102)
+    integer_frame_axis(ax, T)
     ax.set_xlabel("frame (dotted: control points)")
-    ax.set_ylabel("J")
-    ax.set_title(title)
-    ax.legend(fontsize=8, ncol=min(4, len(j)))
+    ax.set_ylabel("J (%)")
+    if title:
+        ax.set_title(title)
+    legend_outside(ax)
     if fig is None:
         return ax.figure   # the caller owns the layout of a figure it passed an axis of
     fig.tight_layout()
     return fig
+
+
+def integer_frame_axis(ax, num_frames: int) -> None:
+    """Frame ticks on whole frames only (at most ~20 labels), limits half a frame beyond the ends."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=min(20, max(1, num_frames)), integer=True))
+    ax.set_xlim(-0.5, num_frames - 0.5)
+
+
+def legend_outside(ax, fontsize: int = 8) -> None:
+    """The legend to the right of the axes, where it cannot cover bars or lines."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
 
 
 def alignment_timeline(labels: Mapping[str, Sequence[object]], gt: Sequence[object],
@@ -251,13 +274,15 @@ def alignment_timeline(labels: Mapping[str, Sequence[object]], gt: Sequence[obje
 
 
 def grouped_bars(df, x: str, y: str, hue: str, yerr: str | None = None, ax=None, title: str = "",
-                 highlight: str | None = None):
-    """Bars of ``y`` for each ``x`` group, one colour per ``hue`` (paper Fig. 3 / Fig. 4 layouts)."""
+                 highlight: str | None = None, ylabel: str | None = None):
+    """Bars of ``y`` for each ``x`` group, one colour per ``hue`` (paper Fig. 3 / Fig. 4 layouts).
+
+    ``ylabel`` names the metric and its unit (default: the column name); the legend sits right of the axes."""
     import matplotlib.pyplot as plt
 
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3))
+        fig, ax = plt.subplots(figsize=(9, 3.2))
     xs = list(dict.fromkeys(df[x]))
     hues = list(dict.fromkeys(df[hue]))
     width = 0.8 / max(1, len(hues))
@@ -269,10 +294,10 @@ def grouped_bars(df, x: str, y: str, hue: str, yerr: str | None = None, ax=None,
         ax.bar(np.arange(len(xs)) + (i - (len(hues) - 1) / 2) * width, vals, width, yerr=err, label=str(h),
                color=color, capsize=2)
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_ylabel(y)
+    ax.set_ylabel(ylabel or y)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     if fig is None:
         return ax.figure   # the caller owns the layout of a figure it passed an axis of
     fig.tight_layout()
