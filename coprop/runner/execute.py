@@ -1,0 +1,124 @@
+"""Execute notebooks through papermill: one output notebook and artefact folder per run, a row in
+``reports/index.csv`` for every outcome (failures name the failing cell and are never raised)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from coprop import paths
+from coprop.errors import ConfigError
+from coprop.io import write_json
+from coprop.runner.index import _now, append_index, git_revision, headline_metrics, reap_killed
+from coprop.runner.notebooks import declared_parameters, list_notebooks, load_config, notebooks_dir, select
+from coprop.runner.parameters import resolve_parameters
+
+
+@dataclass
+class RunResult:
+    notebook: str
+    status: str                     # 'ok' | 'failed' | 'killed'
+    duration_s: float
+    output_notebook: Path
+    output_dir: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line naming the failing cell (index, first line of its source) and the exception."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+        return (f"cell {exc.cell_index} (In [{exc.exec_count}]) `{first.strip()[:100]}`: "
+                f"{exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}")
+    name = type(exc).__name__
+    if name == "DeadKernelError":
+        return "the kernel died (probably out of memory: lower the sizes in the parameter file)"
+    return f"{name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, git_rev: str,
+                 progress_bar: bool | None = None) -> RunResult:
+    import papermill
+
+    out_nb = reports / nb.stem / f"{run}.ipynb"
+    out_dir = reports / nb.stem / run
+    params = dict(parameters)
+    if "output_dir" in declared_parameters(nb):
+        params["output_dir"] = str(out_dir)
+    if "headless" in declared_parameters(nb):
+        params.setdefault("headless", True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = out_dir / "metrics.json"
+    if stale.exists():
+        stale.unlink()  # a re-run must not report the previous run's numbers
+    marker = reports / nb.stem / f"{run}.running"
+    started = time.time()
+    write_json(marker, {"pid": os.getpid(), "host": os.uname().nodename, "time": _now(), "started_unix": started,
+                        "parameters": params, "git_rev": git_rev, "notebook_path": str(out_nb),
+                        "output_dir": str(out_dir)})
+    status, error = "ok", ""
+    # the kernel inherits this: plain-text progress, static figures instead of widgets. (MPLBACKEND stays unset:
+    # the kernel's inline backend is already headless and is what puts figures into the executed notebook.)
+    env_before = {k: os.environ.get(k) for k in ("COPROP_HEADLESS",)}
+    os.environ["COPROP_HEADLESS"] = "1"
+    pm_log = logging.getLogger("papermill")
+    pm_level = pm_log.level
+    pm_log.setLevel(logging.ERROR)   # names were checked above; its 'unknown parameter' warnings would be false
+    try:
+        papermill.execute_notebook(
+            str(nb), str(out_nb), parameters=params, kernel_name="python3", cwd=str(paths.repo_root()),
+            progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar, log_output=False)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a row in index.csv and a named cell
+        status, error = "failed", describe_failure(exc)
+    finally:
+        pm_log.setLevel(pm_level)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    duration = time.time() - started
+    metrics = headline_metrics(out_dir)
+    append_index(reports, {
+        "time": _now(), "notebook": nb.stem, "run": run, "status": status, "duration_s": round(duration, 1),
+        "git_rev": git_rev, "parameters": json.dumps(params, sort_keys=True, default=str),
+        "metrics": json.dumps(metrics, sort_keys=True), "error": error, "notebook_path": str(out_nb),
+        "output_dir": str(out_dir)})
+    marker.unlink(missing_ok=True)
+    return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error)
+
+
+def run_notebooks(config: str | Path | None = None, only: Iterable[str] | None = None, run: str | None = None,
+                  overrides: dict[str, Any] | None = None, notebooks: str | Path | None = None,
+                  reports: str | Path | None = None, progress_bar: bool | None = None,
+                  echo=print) -> list[RunResult]:
+    """Run the selected notebooks in order; returns one RunResult each (failures included, never raised)."""
+    all_nbs = list_notebooks(notebooks)
+    if not all_nbs:
+        raise ConfigError(f"no notebooks found in {Path(notebooks) if notebooks else notebooks_dir()}")
+    chosen = select(all_nbs, only)
+    cfg = load_config(config)
+    params = resolve_parameters(chosen, cfg, all_nbs, overrides)
+    run = run or (Path(config).stem if config else "default")
+    reports = Path(reports) if reports else paths.reports_dir()
+    reports.mkdir(parents=True, exist_ok=True)
+    for row in reap_killed(reports):
+        echo(f"note: {row['notebook']}/{row['run']} was killed in an earlier run; recorded as 'killed' in index.csv")
+    rev = git_revision()
+    results = []
+    for i, nb in enumerate(chosen, 1):
+        echo(f"[{i}/{len(chosen)}] {nb.stem} (run {run!r}) ...")
+        res = run_notebook(nb, params[nb], run, reports, rev, progress_bar=progress_bar)
+        line = f"[{i}/{len(chosen)}] {nb.stem}: {res.status} in {res.duration_s:.0f} s -> {res.output_notebook}"
+        echo(line if res.status == "ok" else f"{line}\n    failed at {res.error}")
+        results.append(res)
+    return results
