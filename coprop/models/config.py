@@ -34,7 +34,10 @@ class ModelConfig:
     fusion_layers: int = 1                 # transformer encoder layers over [image tokens ; audio tokens]
     guidance: str = "audio"                # 'audio' or 'text' (paper Table 4: a category label guides instead)
     num_text_labels: int = 0               # vocabulary size of the text-guided variant
-    # audio-insert propagator
+    # audio-insert propagator: 'coprop' (own backbone and LSTT, from scratch) or 'r50_aotl' (R50-AOTL as released
+    # + AudioInsert, paper 4.2; coprop.models.aot_propagator)
+    propagator: str = "coprop"
+    propagator_weights: str | None = None  # AOT checkpoint to start from, e.g. pretrained/R50_AOTL_PRE_YTB_DAV.pth
     lstt_layers: int = 1
     audio_insert_levels: int = 1           # 0 = plain AOT, 1 = deepest level only, 4 = all four levels
     max_objects: int = 10                  # identity bank size
@@ -64,6 +67,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(name="tiny", image_size=128, backbone="regnetx_002", audio_encoder="tiny", dim=64, heads=4,
                  fusion_layers=1, lstt_layers=1, audio_tokens=8, memory_capacity=4),
     "paper": dict(name="paper", image_size=224, backbone="pvt_v2_b5", audio_encoder="vggish", pretrained=True,
+                  propagator="r50_aotl",
                   backbone_drop_path=0.1, dim=256, heads=8,
                   fusion_layers=3, lstt_layers=3, audio_tokens=24, audio_insert_levels=4,
                   memory_capacity=8, long_term_gap_train=2, long_term_gap_test=5, short_term_window=15,
