@@ -1,17 +1,18 @@
 """Segment your own video: ``coprop infer VIDEO --checkpoint RUN --out DIR``.
 
-Writes into DIR:
-    masks/frame_0000.png ...   one mask per sampled frame (binary: 0/255; semantic: class ids, VOC palette)
-    overlay.mp4                the sampled frames with the masks overlaid, WITH the original soundtrack
-    control_points.json        the control points used, the segments, the frame times
-    timings.json               seconds per stage (decode, control points, keyframes, propagation, writing)
+Writes into DIR, frame by frame as the video is decoded (memory does not grow with the video's length):
+    masks/frame_0000.png ...   one mask per sampled frame, as the video is played (display rotation applied):
+                               binary 0/255, semantic class ids with the VOC palette
+    overlay.mp4                the sampled frames with the masks overlaid, with the original soundtrack (its
+                               sample rate and channels)
+    control_points.json        the control points used, the segments, the frame times, the rotation applied
+    timings.json               seconds per stage (audio, control points, decode, segmentation, writing)
 
 ``RUN`` is a run folder trained by coprop (``runs/demo`` from ``coprop demo``, one of its ``seed<k>`` folders, or
 a ``coprop train`` run folder holding config.json and keyframe/propagator weights).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -29,13 +30,21 @@ class CheckpointError(WeightsError):
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
-    """(folder with the keyframe + propagator weights, suite seed folder or None) for RUN, RUN/seed0 or RUN/main."""
-    from coprop.experiments import resolve_path
+    """(folder with the keyframe + propagator weights, suite seed folder or None) for RUN, RUN/seed0 or RUN/main.
 
-    p = resolve_path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: checkpoint folder not found; train one with `coprop demo` (runs/demo) or "
-                              f"`coprop train`, then pass --checkpoint runs/demo")
+    A relative RUN is looked up in the current folder first, then in the coprop checkout (so ``runs/demo``
+    works from anywhere); a miss names both places. Raises CheckpointError.
+    """
+    from coprop.paths import repo_root
+
+    given = Path(path).expanduser()
+    places = [given] if given.is_absolute() else list(dict.fromkeys([Path.cwd() / given, repo_root() / given]))
+    found = [p for p in places if p.exists()]
+    if not found:
+        where = " or ".join(str(p) for p in places)
+        raise CheckpointError(f"{path}: checkpoint folder not found (looked for {where}); train one with "
+                              f"`coprop demo` (runs/demo) or `coprop train`, then pass --checkpoint runs/demo")
+    p = found[0]
     for cand, suite in ((p / "seed0" / "main", p / "seed0"), (p / "main", p), (p, None)):
         if (cand / "config.json").is_file():
             return cand, suite if suite is not None and (suite / "suite.json").is_file() else None
@@ -43,20 +52,24 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
                           f"made by `coprop demo` or `coprop train`")
 
 
-def _mask_png(path: Path, mask: np.ndarray, semantic: bool) -> None:
-    from PIL import Image
+def trained_on_synthetic(run_dir: Path, suite_dir: Path | None) -> bool | None:
+    """Whether the run's training data was coprop's synthetic benchmark (None: the run does not say)."""
+    from coprop.data.synth import is_synthetic
 
-    from coprop.io import atomic_path
+    if suite_dir is not None:
+        info = json.loads((suite_dir / "suite.json").read_text())
+        return not info.get("data_root") or is_synthetic(info["data_root"])
+    data = json.loads((run_dir / "config.json").read_text()).get("data") or {}
+    if "synthetic" in data:
+        return bool(data["synthetic"])
+    root = data.get("root")
+    return is_synthetic(root) if root and Path(root).exists() else None
 
-    if semantic:
-        from coprop.data.images import voc_palette
 
-        img = Image.fromarray(mask.astype(np.uint8), mode="P")
-        img.putpalette(voc_palette(256).astype(np.uint8).reshape(-1).tolist())
-    else:
-        img = Image.fromarray((mask > 0).astype(np.uint8) * 255, mode="L")
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+def _inside_synthetic_tree(video: Path) -> bool:
+    from coprop.data.synth import is_synthetic
+
+    return any(is_synthetic(p) for p in Path(video).resolve().parents)
 
 
 def control_point_source(name: str, suite_dir: Path | None, train_data: str, echo=print):
@@ -86,23 +99,59 @@ def control_point_source(name: str, suite_dir: Path | None, train_data: str, ech
     return src
 
 
+SYNTHETIC_WARNING = ("warning: this checkpoint was trained on coprop's synthetic benchmark (drawn shapes and "
+                     "generated tones), not on real videos, so its masks on {video} do not mean anything; "
+                     "train on AVSBench (coprop train --data-root AVSBENCH_ROOT) to segment real videos")
+
+
+def _audio_clip(plan, wav: np.ndarray, video: Path):
+    """The Clip the control-point sources see before any frame is decoded: the soundtrack and the planned frame
+    times. Its frames are 1x1 black pictures: every source infer offers (cosine, learned) reads only the audio."""
+    from coprop.data.clip import Clip
+
+    meta = {"name": video.stem, "subset": "video", "split": "", "category": "", "mode": "binary",
+            "source": str(video), "fps": plan.fps, "video_fps": plan.video_fps}
+    return Clip(frames=np.zeros((plan.num_frames, 1, 1, 3), np.uint8), waveform=wav, frame_times=plan.times,
+                meta=meta)
+
+
 def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float = 1.0, source: str = "learned",
-          train_data: str = "", max_seconds: float | None = None, device: str = "cpu", echo=print) -> dict:
-    """Run Co-Prop on one video file and write masks, overlay video, control points and timings into ``out``."""
+          train_data: str = "", max_seconds: float | None = None, device: str = "cpu", echo=print,
+          warn=None, queue_size: int = 4, x264_preset: str = "veryfast") -> dict:
+    """Run Co-Prop on one video file, streaming: masks and overlay frames are written as they are segmented.
+
+    Order: the soundtrack (16 kHz mono, 38 MB for ten minutes) and the frame times (demuxed, not decoded) are
+    read first, the control points decided from them, then frames are decoded -> segmented -> written one at a
+    time (coprop.infer_stream), so memory does not grow with the video's length. Frames are turned upright by
+    the video's display matrix as players do (the angle is recorded in control_points.json).
+    Writes out/masks/frame_NNNN.png (uint8: 0/255 binary, class ids + VOC palette semantic), out/overlay.mp4
+    (the sampled frames with the masks, with the original soundtrack at its own rate and channels),
+    control_points.json and timings.json. ``warn`` (default: stderr) gets the one synthetic-checkpoint warning.
+    Raises CheckpointError, DataError (naming the file), CopropError, ValueError (fps <= 0, max_seconds that
+    leaves no frame). Paper: Sec. 3 (control points -> keyframes -> audio-insert propagation).
+    """
+    import sys
+
     import torch
 
-    from coprop.data.media import read_video, write_video
+    from coprop.controlpoints import features as F
+    from coprop.data.media import read_soundtrack
+    from coprop.data.video_frames import iter_frames, plan_frames
+    from coprop.data.video_writer import VideoWriter, source_soundtrack
+    from coprop.infer_stream import MaskPainter, run_stream, save_mask_png
     from coprop.pipeline import CoProp
     from coprop.train import load_run
-    from coprop.viz import overlay
 
+    warn = warn or (lambda msg: print(msg, file=sys.stderr))
     if source not in SOURCES:
         raise CopropError(f"--source {source!r}: choose one of {', '.join(SOURCES)}")
+    video, out = Path(video), Path(out)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    run_dir, suite_dir = resolve_checkpoint(checkpoint)        # checked before the (slow) decode
-    clip = read_video(video, fps=fps, max_seconds=max_seconds)
-    times["decode_s"] = time.perf_counter() - t0
+    run_dir, suite_dir = resolve_checkpoint(checkpoint)        # checked before the (slow) reading
+    plan = plan_frames(video, fps=fps, max_seconds=max_seconds)
+    wav, audio_sr = read_soundtrack(video, plan.t0, max_seconds=max_seconds)
+    times["read_audio_s"] = time.perf_counter() - t0
     t = time.perf_counter()
     try:
         run = load_run(run_dir, stages=None, device=device)
@@ -112,60 +161,109 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
         raise CheckpointError(f"{run_dir}: the run needs a keyframe model and a propagator (it has "
                               f"{', '.join(run.stages) or 'none'}); train them with `coprop demo` or `coprop train`")
     times["load_models_s"] = time.perf_counter() - t
+    warnings = []
+    if trained_on_synthetic(run_dir, suite_dir) and not _inside_synthetic_tree(video):
+        warnings.append(SYNTHETIC_WARNING.format(video=video.name))
+        warn(warnings[-1])
     t = time.perf_counter()
+    aclip = _audio_clip(plan, wav, video)
     src = control_point_source(source, suite_dir, train_data, echo)
-    cps = [1] + [0] * (clip.num_frames - 1) if src is None else [int(v) for v in src(clip)]
+    cps = [1] + [0] * (plan.num_frames - 1) if src is None else [int(v) for v in src(aclip)]
+    logmel = F.clip_logmel(aclip)                              # [T,96,64], shared with the source's memo
     times["control_points_s"] = time.perf_counter() - t
     pipe = CoProp(run.keyframe, run.propagator, None, run.cfg)
-    t = time.perf_counter()
-    with torch.no_grad():
-        pred = pipe.predict(clip, control_points=cps)
-    times["segmentation_s"] = time.perf_counter() - t
-    times.update({f"{k}_ms": float(v) for k, v in pred.timings_ms.items()})
-    t = time.perf_counter()
-    out = Path(out)
+    semantic = pipe.mode == "semantic"
+    stream = pipe.stream(cps)
+    paint = MaskPainter(semantic)
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    masks = pred.masks().numpy()
-    semantic = pred.mode == "semantic"
-    for i, m in enumerate(masks):
-        _mask_png(out / "masks" / f"frame_{i:04d}.png", m, semantic)
-    frames = np.stack([overlay(f, m, color=None if semantic else (230, 25, 75)) for f, m in zip(clip.frames, masks)])
-    write_video(out / "overlay.mp4", frames, fps=fps, audio=clip.waveform)
-    times["write_s"] = time.perf_counter() - t
+    got_times, rotations, sizes, notes = [], set(), set(), []
+    T = plan.num_frames
+
+    def frames():
+        for k, rgb, ft, rot in iter_frames(video, fps=fps, max_seconds=max_seconds):
+            if k >= T:
+                notes.append(f"decoding gave more frames than the timestamps promised; kept the first {T}")
+                return
+            yield k, rgb, ft, rot
+
+    def segment(item):
+        k, rgb, _, _ = item
+        with torch.no_grad():
+            logits = stream.push(rgb, logmel[k])
+        return (logits[0] > 0).numpy().astype(np.uint8) if not semantic else logits.argmax(0).numpy().astype(np.uint8)
+
+    def write(item, mask):
+        k, rgb, ft, rot = item
+        save_mask_png(out / "masks" / f"frame_{k:04d}.png", mask, semantic)
+        writer.write(paint(rgb, mask))
+        got_times.append(ft)
+        rotations.add(rot)
+        sizes.add((int(mask.shape[1]), int(mask.shape[0])))
+
+    t = time.perf_counter()
+    sound = source_soundtrack(video, start=plan.t0, duration=max_seconds)
+    with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer:
+        stats = run_stream(frames(), segment, write, queue_size=queue_size)
+    times["stream_s"] = time.perf_counter() - t
+    if stats.frames < T:
+        notes.append(f"the video decoded to {stats.frames} frames, the timestamps promised {T}")
+    moved = [k for k, (a, b) in enumerate(zip(got_times, plan.times)) if abs(a - b) > 1e-3]
+    if moved:
+        notes.append(f"{len(moved)} frame(s) decoded at other times than their timestamps (first: frame "
+                     f"{moved[0]}); their audio is that of the timestamp")
+    if sound.note:
+        notes.append(sound.note)
+    times.update({f"{k}_s": v for k, v in stats.busy_s.items()})
+    times["segmentation_s"] = times.pop("segment_s")
+    times.update({f"{k}_ms": float(v) for k, v in stream.timings_ms.items()})
     times["total_s"] = time.perf_counter() - t0
-    times["frames"] = clip.num_frames
-    times["ms_per_frame"] = 1000 * times["segmentation_s"] / max(1, clip.num_frames)
-    times["device"] = str(device)
-    segs = [[s, e] for s, e in _segments(cps)]
+    n = stats.frames
+    times.update(frames=n, ms_per_frame=1000 * times["segmentation_s"] / max(1, n), device=str(device),
+                 video_s=n / fps, realtime_factor=(n / fps) / times["total_s"])
+    rotation = sorted(rotations)[0] if len(rotations) == 1 else sorted(rotations)
+    sizes = sorted(sizes)
     write_json(out / "control_points.json", {
-        "video": str(video), "source": source, "control_points": cps, "segments": segs,
-        "keyframes": pred.keyframes, "frame_times_s": [float(x) for x in clip.frame_times], "fps": fps,
-        "checkpoint": str(run_dir)})
+        "video": str(video), "source": source, "control_points": cps[:n], "segments": _segments(cps[:n]),
+        "keyframes": stream.keyframes, "frame_times_s": [float(x) for x in got_times],
+        "target_times_s": plan.targets[:n].tolist(), "fps": fps, "checkpoint": str(run_dir),
+        "rotation_degrees": rotation, "display_size_wh": sizes[0] if len(sizes) == 1 else sorted(sizes),
+        "audio": {"rate": sound.rate, "layout": sound.layout, "source_rate": audio_sr},
+        "warnings": warnings, "notes": notes})
     write_json(out / "timings.json", times)
-    return {"frames": clip.num_frames, "control_points": cps, "out": str(out), **times}
+    return {"frames": n, "control_points": cps[:n], "out": str(out), "rotation_degrees": rotation,
+            "warnings": warnings, "notes": notes, **times}
 
 
-def _segments(cps: list[int]) -> list[tuple[int, int]]:
-    starts = [t for t, c in enumerate(cps) if c] + [len(cps)]
-    return list(zip(starts[:-1], starts[1:]))
+def _segments(cps: list[int]) -> list[list[int]]:
+    from coprop.pipeline import segments
+
+    return [[s, e] for s, e in segments(cps)]
 
 
 def cli(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="coprop infer", description=__doc__.split("\n\n")[0])
+    from coprop.cli_args import ArgumentParser, positive_float
+    from coprop.data.video_frames import first_frame_time
+
+    ap = ArgumentParser(prog="coprop infer", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", help="video file with a soundtrack (mp4, mov, mkv)")
-    ap.add_argument("--checkpoint", required=True, help="trained run folder, e.g. runs/demo")
+    ap.add_argument("--checkpoint", required=True, help="trained run folder, e.g. runs/demo (a relative path is "
+                    "looked up in the current folder, then in the coprop checkout)")
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--fps", type=float, default=1.0, help="frames per second to segment (AVSBench: 1)")
+    ap.add_argument("--fps", type=positive_float, default=1.0, help="frames per second to segment (AVSBench: 1)")
     ap.add_argument("--source", default="learned", choices=SOURCES,
                     help="control points: learned detector, cosine audio similarity, or only the first frame")
     ap.add_argument("--train-data", default="", help="training clips for --source learned when the run does not "
                     "record them: an AVSBench root or a synthetic preset name")
-    ap.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds")
+    ap.add_argument("--max-seconds", type=positive_float, default=None, help="only the first N seconds")
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
     args = ap.parse_args(argv)
+    first = first_frame_time(args.fps)
+    if args.max_seconds is not None and args.max_seconds <= first:
+        ap.error(f"argument --max-seconds: {args.max_seconds:g} s leaves no frame: the first frame is taken at "
+                 f"{first:.3f} s at --fps {args.fps:g}")
     res = infer(args.video, args.checkpoint, args.out, args.fps, args.source, args.train_data, args.max_seconds,
                 args.device)
     print(f"{res['frames']} frames, control points {res['control_points']}, "
-          f"{res['ms_per_frame']:.0f} ms/frame -> {res['out']}/ (masks/, overlay.mp4, control_points.json, "
-          f"timings.json)")
+          f"{res['ms_per_frame']:.0f} ms/frame, {res['realtime_factor']:.2f}x real time -> {res['out']}/ (masks/, "
+          f"overlay.mp4, control_points.json, timings.json)")
     return 0
