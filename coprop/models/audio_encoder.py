@@ -6,6 +6,9 @@ it frozen, in eval mode and under no_grad, and so do we. ``TinyAudioEncoder`` is
 """
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,9 +53,10 @@ class VGGish(nn.Module):
 class VGGishEncoder(nn.Module):
     """Frozen VGGish; its 6x4 conv positions become 24 tokens, its 128-d embedding the pooled vector."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, vggish: VGGish | None = None):
         super().__init__()
-        self.vggish = VGGish().requires_grad_(False).eval()
+        # a VGGish given by the caller is shared, not copied (one frozen copy per pipeline, see share_vggish)
+        self.vggish = (vggish if vggish is not None else VGGish()).requires_grad_(False).eval()
         self.num_tokens = VGGISH_TOKENS
         self.token_norm = nn.LayerNorm(512)
         self.token_proj = nn.Linear(512, dim)
@@ -128,16 +132,64 @@ def resolve_audio_weights(cfg: ModelConfig, allow_random: bool = False, pretrain
     return path
 
 
-def build_audio_encoder(cfg: ModelConfig, allow_random: bool = False, pretrained: bool | None = None) -> nn.Module:
+def build_audio_encoder(cfg: ModelConfig, allow_random: bool = False, pretrained: bool | None = None,
+                        vggish: VGGish | None = None) -> nn.Module:
     """``cfg.audio_encoder`` = 'vggish' (frozen; weights from ``cfg.audio_weights`` or the default file in
-    pretrained_dir(), required when pretrained unless ``allow_random``) or 'tiny' (random unless audio_weights)."""
+    pretrained_dir(), required when pretrained unless ``allow_random``) or 'tiny' (random unless audio_weights).
+
+    ``vggish``: an already loaded VGGish to share instead of loading another copy (289 MB of fp32 weights);
+    its weights are used as they are.
+    """
+    if cfg.audio_encoder == "vggish" and vggish is not None:
+        return VGGishEncoder(cfg.dim, vggish)
     path = resolve_audio_weights(cfg, allow_random, pretrained)
     if cfg.audio_encoder == "tiny":
         enc = TinyAudioEncoder(cfg.dim, cfg.audio_tokens)
         if path is not None:
             load_strict(enc, read_state_dict(path), path, "tiny audio encoder")
         return enc
-    enc = VGGishEncoder(cfg.dim)
+    return VGGishEncoder(cfg.dim, load_vggish(path))
+
+
+def load_vggish(path: str | Path | None) -> VGGish:
+    """A frozen VGGish in eval mode with the torchvggish weights of ``path`` (None: random init, for tests).
+
+    Raises WeightsError when the file is missing, unreadable or not in the torchvggish layout.
+    """
+    model = VGGish().requires_grad_(False).eval()
     if path is not None:
-        load_strict(enc.vggish, read_state_dict(path), path, "VGGish (torchvggish layout)")
-    return enc
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(missing_file_message(path, "VGGish", VGGISH_SOURCE, VGGISH_KEYS))
+        load_strict(model, read_state_dict(path), path, "VGGish (torchvggish layout)")
+    return model
+
+
+def share_vggish(*models: nn.Module) -> int:
+    """Make every VGGish inside ``models`` one module (the first one found); returns the bytes freed.
+
+    The Keyframe Processor, the propagator and a TPAVI wrapper of one pipeline each hold a frozen VGGish
+    (72.1 M values, 289 MB in fp32); sharing keeps one. Only copies with identical weights, dtype and device
+    are merged; a VGGish with other weights stays where it is (with a warning), so no model changes output.
+    """
+    found: list[tuple[nn.Module, str, VGGish]] = []
+    for model in models:
+        for parent in model.modules():
+            found += [(parent, name, child) for name, child in parent.named_children() if isinstance(child, VGGish)]
+    if not found:
+        return 0
+    keep = found[0][2]
+    ref = keep.state_dict()
+    freed = 0
+    for parent, name, child in found[1:]:
+        if child is keep:
+            continue
+        other = child.state_dict()
+        if all(other[k].dtype == v.dtype and other[k].device == v.device and torch.equal(other[k], v)
+               for k, v in ref.items()):
+            setattr(parent, name, keep)
+            freed += sum(t.numel() * t.element_size() for t in other.values())
+        else:
+            warnings.warn(f"{type(parent).__name__}.{name}: a VGGish with other weights (or dtype/device) than "
+                          f"the pipeline's first one; kept separate", stacklevel=2)
+    return freed

@@ -42,14 +42,14 @@ class AudioInsert(nn.Module):
 class GuidanceTokens(nn.Module):
     """Audio log-mel ``[B, 1, 96, 64]`` (or text labels ``[B]``) -> guidance tokens ``[B, N, dim]``."""
 
-    def __init__(self, cfg: ModelConfig, allow_random: bool = False):
+    def __init__(self, cfg: ModelConfig, allow_random: bool = False, vggish: nn.Module | None = None):
         super().__init__()
         self.kind = cfg.guidance
         self.dim = cfg.dim
         if cfg.guidance == "audio":
             from coprop.models.audio_encoder import build_audio_encoder
 
-            self.audio = build_audio_encoder(cfg, allow_random=allow_random)
+            self.audio = build_audio_encoder(cfg, allow_random=allow_random, vggish=vggish)
             self.num_tokens = cfg.audio_tokens
         elif cfg.guidance == "text":
             if cfg.num_text_labels < 1:

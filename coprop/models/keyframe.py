@@ -22,16 +22,17 @@ from coprop.models.decoder import FPNDecoder, QueryMaskHead
 class KeyframeProcessor(nn.Module):
     """forward(image [B,3,S,S], audio [B,1,96,64] | None, text_labels [B] | None) -> logits [B,K,S,S]."""
 
-    def __init__(self, cfg: ModelConfig | str = "tiny", allow_random: bool = False):
+    def __init__(self, cfg: ModelConfig | str = "tiny", allow_random: bool = False, vggish: nn.Module | None = None):
+        """``vggish``: a loaded frozen VGGish to share with the pipeline's other models (audio_encoder='vggish')."""
         super().__init__()
         cfg = get_config(cfg)
         self.cfg, dim = cfg, cfg.dim
-        if cfg.guidance == "audio":  # fail on a missing weight file before any large construction
+        if cfg.guidance == "audio" and vggish is None:  # fail on a missing weight file before a large construction
             resolve_audio_weights(cfg, allow_random)
         self.backbone = build_backbone(cfg, allow_random=allow_random)
         chans = self.backbone.channels
         if cfg.guidance == "audio":
-            self.audio_encoder = build_audio_encoder(cfg, allow_random=allow_random)
+            self.audio_encoder = build_audio_encoder(cfg, allow_random=allow_random, vggish=vggish)
             self.num_guide_tokens = self.audio_encoder.num_tokens
         elif cfg.guidance == "text":
             if cfg.num_text_labels < 1:

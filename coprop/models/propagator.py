@@ -86,7 +86,8 @@ class PropagationDecoder(nn.Module):
 
 
 class AudioInsertPropagator(nn.Module):
-    def __init__(self, cfg: ModelConfig, allow_random: bool = False):
+    def __init__(self, cfg: ModelConfig, allow_random: bool = False, vggish: nn.Module | None = None):
+        """``vggish``: a loaded frozen VGGish to share with the pipeline's other models (cfg.audio_encoder='vggish')."""
         super().__init__()
         from coprop.models.backbones import build_backbone
 
@@ -101,7 +102,7 @@ class AudioInsertPropagator(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in self.backbone.channels)
         self.insert_levels = INSERT_LEVELS[cfg.audio_insert_levels]
         self.inserts = nn.ModuleDict({str(l): AudioInsert(dim, cfg.heads, cfg.dropout) for l in self.insert_levels})
-        self.guidance = GuidanceTokens(cfg, allow_random) if self.insert_levels else None
+        self.guidance = GuidanceTokens(cfg, allow_random, vggish) if self.insert_levels else None
         self.blocks = nn.ModuleList(LSTTBlock(dim, cfg.heads, cfg.short_term_window, dropout=cfg.dropout)
                                     for _ in range(cfg.lstt_layers))
         self.out_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(cfg.lstt_layers))

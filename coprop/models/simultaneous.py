@@ -18,8 +18,8 @@ from coprop.models.keyframe import KeyframeProcessor
 class SimultaneousBaseline(KeyframeProcessor):
     """forward(frames [B,T,3,S,S], audio [B,T,1,96,64], text_labels [B,T] | None) -> logits [B,T,K,S,S]."""
 
-    def __init__(self, cfg: ModelConfig | str = "tiny", allow_random: bool = False):
-        super().__init__(cfg, allow_random=allow_random)
+    def __init__(self, cfg: ModelConfig | str = "tiny", allow_random: bool = False, vggish: nn.Module | None = None):
+        super().__init__(cfg, allow_random=allow_random, vggish=vggish)
         self.time_scale = nn.Parameter(torch.ones(()))
 
     def forward(self, frames: torch.Tensor, audio: torch.Tensor | None = None,
