@@ -93,12 +93,15 @@ class _Scorer:
 
     # ------------------------------------------------------------------------ one clip
     def add_binary(self, gt: np.ndarray, raw: np.ndarray, tops: list[int], rows: list[dict]) -> dict:
+        done: dict = {}   # on AVSBench the GT is 224x224 already: 'native' reuses the 224 scores
         for s in self.sizes:
-            g = torch.from_numpy(_resize(gt, s)).float()
-            r = _resize(raw, s)
-            lg = torch.stack([to_logits(r[j], tops[j]) for j in range(len(tops))])
-            ious = binary_jaccard(lg, g)
-            curves, nonempty = fmeasure_curves(lg, g)
+            eff = gt.shape[-2:] if s is None else (s, s)
+            if eff not in done:
+                g = torch.from_numpy(_resize(gt, s)).float()
+                r = _resize(raw, s)
+                lg = torch.stack([to_logits(r[j], tops[j]) for j in range(len(tops))])
+                done[eff] = binary_jaccard(lg, g), fmeasure_curves(lg, g)
+            ious, (curves, nonempty) = done[eff]
             self.ious[s].append(ious)
             self.curves[s].append((curves, nonempty))
             if s == 224:
