@@ -41,16 +41,18 @@ class PublishedSpec:
 
 
 _TPAVI = "coprop.models.published.tpavi:build_tpavi"
+# AVSBench's ResNet-50 files carry a second backbone branch the forward never uses (174 keys); it is not built
+_R50_UNUSED = ("resnet.layer3_2.", "resnet.layer4_2.")
 PUBLISHED: dict[str, PublishedSpec] = {
     # HEAD's aot-benchmark adds LSTT.mask_token (1x1x256), never used by the forward pass; the 2021 release lacks it
     "r50_aotl": PublishedSpec("r50_aotl", "coprop.models.published.aot:build_r50_aotl", (),
                               "R50_AOTL_PRE_YTB_DAV.pth", _AOT_ZOO, ("LSTT.mask_token",)),
     "tpavi_r50_s4": PublishedSpec("tpavi_r50_s4", _TPAVI, ("tpavi_r50_s4",), "S4_resnet_best.pth",
-                                  _UNRELEASED.format(setting="S4", setting_l="s4")),
+                                  _UNRELEASED.format(setting="S4", setting_l="s4"), _R50_UNUSED),
     "tpavi_pvtb5_ms3": PublishedSpec("tpavi_pvtb5_ms3", _TPAVI, ("tpavi_pvtb5_ms3",), "MS3_pvt_best.pth",
                                      _UNRELEASED.format(setting="MS3", setting_l="ms3")),
     "tpavi_r50_avss": PublishedSpec("tpavi_r50_avss", _TPAVI, ("tpavi_r50_avss",), "V2_resnet_miou_best.pth",
-                                    _AVSS_DRIVE),
+                                    _AVSS_DRIVE, _R50_UNUSED),
     "tpavi_pvtb5_avss": PublishedSpec("tpavi_pvtb5_avss", _TPAVI, ("tpavi_pvtb5_avss",), "V2_pvt_miou_best.pth",
                                       _AVSS_DRIVE),
 }

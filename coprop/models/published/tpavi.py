@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from coprop.errors import ConfigError
-from coprop.models.published.tpavi_backbones import RESNET_UNUSED_PREFIXES, build_backbone
+from coprop.models.published.tpavi_backbones import build_backbone
 from coprop.models.published.tpavi_blocks import (TPAVI_WINDOW, DilatedClassifier, FusionBlock, TPAVIBlock,
                                                   from_windows, output_head, to_windows)
 
@@ -32,11 +32,6 @@ class TPAVIVariant:
     num_classes: int       # 1 = binary logit (S4/MS3), 71 = AVSS
     align_bias: bool       # S4/MS3 align_channel has a bias, AVSS's has none
     setting: str           # 's4', 'ms3' or 'avss'
-
-    @property
-    def ignorable(self) -> tuple[str, ...]:
-        """Keys the released file carries that the model never uses: ResNet's second branch (spec 0 item 5)."""
-        return RESNET_UNUSED_PREFIXES if self.backbone == "resnet50" else ()
 
 
 TPAVI_VARIANTS: dict[str, TPAVIVariant] = {
@@ -128,10 +123,5 @@ def build_tpavi(name: str) -> TPAVI:
     return TPAVI(name)
 
 
-def tpavi_ignorable(name: str) -> tuple[str, ...]:
-    """Key prefixes of ``name``'s released file that the model does not build (the unused ResNet branch)."""
-    return tpavi_variant(name).ignorable
-
-
-__all__ = ["AVSS_CLASSES", "TPAVI", "TPAVIVariant", "TPAVI_VARIANTS", "build_tpavi", "tpavi_ignorable",
+__all__ = ["AVSS_CLASSES", "TPAVI", "TPAVIVariant", "TPAVI_VARIANTS", "build_tpavi",
            "tpavi_variant"]

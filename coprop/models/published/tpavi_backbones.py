@@ -2,8 +2,8 @@
 
 - ``ResNetTrunk``: AVSBench's ``B2_ResNet`` as ``resnet.*`` -- a torchvision-layout ResNet-50 whose forward uses
   conv1, bn1, relu, maxpool, layer1, layer2, ``layer3_1`` and ``layer4_1``. The released files also hold a
-  second, never used branch ``layer3_2``/``layer4_2``; it is not built here (22.1 M values saved), the loader
-  lists those keys as ignorable instead.
+  second, never used branch ``layer3_2``/``layer4_2``; it is not built here (22.1 M values saved): the
+  loader's ``ignorable`` (coprop.models.published.PUBLISHED) accepts those keys.
 - ``PVTv2``: the whai362 PVT-v2 as ``encoder_backbone.*`` (``patch_embed{i}``, ``block{i}.{j}``, ``norm{i}``),
   written from the spec in shared/reference/aot-tpavi.md section 2.3 so that the module's own state_dict is the
   released layout (timm renames every key).
@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-RESNET_UNUSED_PREFIXES = ("resnet.layer3_2.", "resnet.layer4_2.")
-
 
 class ResNetTrunk(nn.Module):
     """ResNet-50 trunk with AVSBench's names; forward -> [256@/4, 512@/8, 1024@/16, 2048@/32]."""
@@ -154,4 +151,4 @@ def build_backbone(kind: str) -> nn.Module:
     raise ValueError(f"unknown TPAVI backbone {kind!r}; choose 'resnet50' or 'pvt_v2_b5'")
 
 
-__all__ = ["PVTv2", "ResNetTrunk", "RESNET_UNUSED_PREFIXES", "build_backbone"]
+__all__ = ["PVTv2", "ResNetTrunk", "build_backbone"]
