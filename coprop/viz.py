@@ -273,10 +273,11 @@ def alignment_timeline(labels: Mapping[str, Sequence[object]], gt: Sequence[obje
     return fig
 
 
-def grouped_bars(df, x: str, y: str, hue: str, yerr: str | None = None, ax=None, title: str = "",
+def grouped_bars(df, x: str, y: str, hue: str, yerr: str | tuple[str, str] | None = None, ax=None, title: str = "",
                  highlight: str | None = None, ylabel: str | None = None):
     """Bars of ``y`` for each ``x`` group, one colour per ``hue`` (paper Fig. 3 / Fig. 4 layouts).
 
+    ``yerr``: a column of symmetric errors (e.g. a std), or a (lower, upper) pair of interval-bound columns.
     ``ylabel`` names the metric and its unit (default: the column name); the legend sits right of the axes."""
     import matplotlib.pyplot as plt
 
@@ -289,7 +290,13 @@ def grouped_bars(df, x: str, y: str, hue: str, yerr: str | None = None, ax=None,
     for i, h in enumerate(hues):
         sub = df[df[hue] == h].set_index(x)
         vals = [float(sub[y].get(k, np.nan)) if k in sub.index else np.nan for k in xs]
-        err = [float(sub[yerr].get(k, 0)) if yerr and k in sub.index else 0 for k in xs] if yerr else None
+        err = None
+        if isinstance(yerr, tuple):   # (lower bound column, upper bound column): an interval, drawn asymmetric
+            lo = [float(sub[yerr[0]].get(k, np.nan)) if k in sub.index else np.nan for k in xs]
+            hi = [float(sub[yerr[1]].get(k, np.nan)) if k in sub.index else np.nan for k in xs]
+            err = np.nan_to_num(np.array([np.subtract(vals, lo), np.subtract(hi, vals)]).clip(min=0))
+        elif yerr:
+            err = [float(sub[yerr].get(k, 0)) if k in sub.index else 0 for k in xs]
         color = "#f58fb0" if highlight is not None and h == highlight else None
         ax.bar(np.arange(len(xs)) + (i - (len(hues) - 1) / 2) * width, vals, width, yerr=err, label=str(h),
                color=color, capsize=2)

@@ -23,7 +23,8 @@ The package, in the order its modules import each other (each imports only those
 ``from coprop.experiments import X`` works for every public name of these modules.
 """
 from coprop.experiments.alignment import alignment_methods, alignment_report, alignment_table, frame_objects
-from coprop.experiments.clips import Data, gt_control_points, is_moc, pick_clip
+from coprop.experiments.clips import (Data, choose_walkthrough_clip, gt_control_points, is_moc, object_conversion,
+                                      pick_clip, sounding_objects)
 from coprop.experiments.evaluation import DATASET_OF, Evaluation, evaluation
 from coprop.experiments.figures import fig3, fig4, stack_figures, timeline_figure
 from coprop.experiments.methods import BASELINE, COPROP, COPROP_GT, ClipResult, Method, keyframe_logits, run_method
@@ -37,6 +38,7 @@ from coprop.experiments.tables import (NO_LLM, all_methods, rcpg_stand_in, table
 
 __all__ = [
     "BASELINE", "COPROP", "COPROP_GT", "DATASET_OF", "NO_LLM", "SUITES", "VARIANTS", "ClipResult", "Data",
+    "choose_walkthrough_clip", "object_conversion", "sounding_objects",
     "Evaluation", "Method", "Suite", "aligned_frames", "alignment_methods", "alignment_report", "alignment_table",
     "all_methods", "cached_source", "clip_scores", "ensure_suite", "evaluation", "fig3", "fig4", "fit_sources",
     "frame_objects", "gt_control_points", "is_moc", "keyframe_logits", "parse_seeds", "per_frame_j", "pick_clip",

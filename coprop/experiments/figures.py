@@ -15,13 +15,24 @@ from coprop.experiments.tables import table1
 
 
 def fig4(ev: Evaluation):
-    """Paper Fig. 4 layout: J and F of the baseline alone and with Co-Prop around it (pink), plus Co-Prop."""
+    """Paper Fig. 4 layout: J and F (%) of the baseline alone and with Co-Prop around it (pink), plus Co-Prop.
+    Error bars: the interval columns (``ours: J %_lo`` / ``_hi``) when Table 1 has them, else the std over seeds."""
     from coprop.viz import grouped_bars
 
     t = table1(ev)
-    long = pd.concat([pd.DataFrame({"metric": m, "method": t["method"], "value": t[f"ours: {m} %"],
-                                    "std": t[f"ours: {m} std"].fillna(0)}) for m in ("J", "F")])
-    return grouped_bars(long, "metric", "value", "method", yerr="std", highlight=t["method"].iloc[2],
+    parts = []
+    for m in ("J", "F"):
+        col = f"ours: {m} %"
+        part = pd.DataFrame({"metric": f"{m} (%)", "method": t["method"], "value": t[col]})
+        if f"{col}_lo" in t.columns and f"{col}_hi" in t.columns:
+            part["lo"], part["hi"] = t[f"{col}_lo"], t[f"{col}_hi"]
+        elif f"ours: {m} std" in t.columns:
+            part["std"] = t[f"ours: {m} std"].fillna(0)
+        parts.append(part)
+    long = pd.concat(parts)
+    yerr = ("lo", "hi") if "lo" in long.columns else ("std" if "std" in long.columns else None)
+    return grouped_bars(long, "metric", "value", "method", yerr=yerr, highlight=t["method"].iloc[2],
+                        ylabel="score on the test clips (%)",
                         title=f"Plug-and-play (paper Fig. 4 layout) -- {ev.data_label}")
 
 
@@ -53,9 +64,7 @@ def fig3(rates: pd.DataFrame, k: int, title: str = ""):
         parts.insert(0, ("MOC-style clips", "AR all %", moc))
     long = pd.concat([pd.DataFrame({"frames": name, "method": rates["method"][sel], "value": rates[col][sel]})
                       for name, col, sel in parts])
-    fig = grouped_bars(long, "frames", "value", "method", title=title)
-    fig.axes[0].set_ylabel("Alignment Rate %")
-    return fig
+    return grouped_bars(long, "frames", "value", "method", title=title, ylabel="Alignment Rate (%)")
 
 
 def stack_figures(figs: list):

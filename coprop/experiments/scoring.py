@@ -75,5 +75,6 @@ def clip_scores(ev_or_results: dict[str, ClipResult], clip, k: int = 1) -> pd.Da
     for label, r in ev_or_results.items():
         s = score([r], [clip], "all", k)
         rows.append({"method": label, "J %": 100 * s["J"], "F %": 100 * s["F"], "AR %": 100 * s["AR all"],
-                     "control points": "".join(map(str, r.control_points)), "seconds": r.seconds})
+                     "control points at frames": ", ".join(str(t) for t, c in enumerate(r.control_points) if c),
+                     "seconds": r.seconds})
     return pd.DataFrame(rows)
