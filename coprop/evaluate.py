@@ -109,11 +109,15 @@ class _Scorer:
                     row["J"] = float(ious[j])
                     row["F"] = fmeasure_from_curves(curves[j:j + 1], nonempty[j:j + 1]) if nonempty[j] else math.nan
                 clip = {"J": float(ious.double().mean()), "F": fmeasure_from_curves(curves, nonempty)}
-        empty = gt.reshape(len(gt), -1).sum(1) == 0
+        self._count_empty(gt, rows)
+        return clip
+
+    def _count_empty(self, gt: np.ndarray, rows: list[dict]) -> None:
+        """GT frames without any sounding object (all 0: background) get IoU = TN / HW in binary J."""
+        empty = gt.reshape(len(gt), -1).max(1) == 0
         self.empty_gt += int(empty.sum())
         for row, e in zip(rows, empty):
             row["gt_empty"] = bool(e)
-        return clip
 
     def add_semantic(self, gt: np.ndarray, ids: np.ndarray, T: int, rows: list[dict]) -> dict:
         for s in self.sizes:
@@ -130,6 +134,7 @@ class _Scorer:
             row["mIoU_seen"], row["F_seen"] = float(iou[j][c].mean()), float(f[j][c].mean())
             row["gt_classes"] = " ".join(str(v) for v in np.unique(gt[j]).tolist())
             row["pred_classes"] = " ".join(str(v) for v in np.unique(ids[j]).tolist())
+        self._count_empty(gt, rows)
         seen = counted.any(0)
         return {"mIoU_seen": float(iou[:, seen].sum(0).div(counted[:, seen].sum(0)).mean()),
                 "F_seen": float(f[:, seen].sum(0).div(counted[:, seen].sum(0)).mean())}
@@ -286,10 +291,9 @@ def evaluate(pred_dir: str | Path, data_root: str | Path, subset: str, split: st
         "gt_errors": gt_errors, "alignment": scorer.alignment(),
         "wall_s": round(time.perf_counter() - t0, 3),
     }
-    if ds.mode == "binary":
-        summary.update(empty_gt_frames=scorer.empty_gt,
-                       empty_gt_share=scorer.empty_gt / len(frame_rows) if frame_rows else None)
-    else:
+    summary.update(empty_gt_frames=scorer.empty_gt,
+                   empty_gt_share=scorer.empty_gt / len(frame_rows) if frame_rows else None)
+    if ds.mode == "semantic":
         summary["mIoU"] = summary["J"]
     if out is not None:
         out = Path(out)

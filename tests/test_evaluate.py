@@ -222,7 +222,7 @@ def test_avss_padded_clean_and_formats(tmp_path):
     assert s["protocols"]["official"]["padded_frames"] == 5 and s["protocols"]["clean"]["padded_frames"] == 0
     assert s["mIoU"] == s["J"] and s["protocols"]["official"]["classes_seen"] == 4
     assert s["predictions"]["formats"] == {"palette": 6, "index": 9}
-    assert s["predictions"]["ok"] == 15 and s["alignment"]["n_all"] == 15
+    assert s["predictions"]["ok"] == 15 and s["alignment"]["n_all"] == 15 and s["empty_gt_frames"] == 0
 
 
 def test_ground_truth_and_empty_predictions_on_synthetic_smoke(tmp_path):
