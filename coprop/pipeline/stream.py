@@ -5,19 +5,37 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from coprop.errors import ConfigError, DataError
 from coprop.models.common import prepare_frames, resize_logits
-
-if TYPE_CHECKING:   # annotations only: the pipeline imports this module, never the reverse
-    from coprop.pipeline.predict import CoProp
+from coprop.pipeline.config import PipelineConfig
+from coprop.pipeline.keyframes import KeyframeAdapter
 
 ABSENT_MARGIN = 30.0
+
+
+class StreamPipeline(Protocol):
+    """What a stream needs of its pipeline. ``coprop.pipeline.predict.CoProp`` provides it; the stream module
+    names this interface instead of importing CoProp, so the import graph stays one-way (predict -> stream)."""
+
+    cfg: PipelineConfig
+    keyframe: KeyframeAdapter
+    propagator: nn.Module
+    size: int                 # propagator input size (px)
+    keyframe_size: int        # keyframe model input size (px)
+    num_classes: int          # K output channels
+    max_objects: int          # identities the propagator's bank holds
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def device(self) -> torch.device: ...
 
 
 def _as_logmel(logmel, device) -> Tensor | None:
@@ -55,7 +73,7 @@ class CoPropStream:
     """One video, frame by frame. Memory is bounded: the propagator's state holds the keyframe plus at most
     ``cfg.memory_capacity`` frames, and is rebuilt at every keyframe."""
 
-    def __init__(self, pipeline: CoProp, control_points: Callable | Sequence[int] | None = None,
+    def __init__(self, pipeline: StreamPipeline, control_points: Callable | Sequence[int] | None = None,
                  clock: StageClock | None = None):
         self.pipe = pipeline
         self.control_points = control_points
