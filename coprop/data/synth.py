@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from coprop.data.synth_sound import mix
 __all__ = ["PRESETS", "audio_windows", "class_names", "ensure", "generate", "is_synthetic", "make", "resolve_root", "summary",
            "voc_palette"]
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 3   # a clip is a function of (version, seed, subset/split/name): the preset only sets how many
 SUBSET_DIRS = {"s4": "Single-source", "ms3": "Multi-sources", "avss": "AVSS"}
 SPLITS = ("train", "val", "test")
 MANIFEST = "synthetic.json"
@@ -54,11 +54,14 @@ PRESETS: dict[str, Preset] = {
         size=64, s4={"train": 3, "val": 2, "test": 2}, ms3={"train": 3, "val": 2, "test": 2},
         avss={s: {"v1s": 1, "v1m": 1, "v2": 1} for s in SPLITS},
         note="tests: a few clips per split, 64x64"),
+    # the README demo, 64 px (the size the demo models train at). Its models train on the MS3-style split, so
+    # that one is large (the learning curves of benchmarks/learning_curves.py sized it: distinct clips, not
+    # epochs over a few, are what the tiny models need); the test split resolves differences of a few J points.
     "demo": Preset(
-        size=128, s4={"train": 48, "val": 16, "test": 24}, ms3={"train": 48, "val": 16, "test": 24},
-        avss={"train": {"v1s": 12, "v1m": 14, "v2": 14}, "val": {"v1s": 4, "v1m": 4, "v2": 4},
+        size=64, s4={"train": 240, "val": 16, "test": 24}, ms3={"train": 1000, "val": 32, "test": 120},
+        avss={"train": {"v1s": 40, "v1m": 40, "v2": 40}, "val": {"v1s": 4, "v1m": 4, "v2": 4},
               "test": {"v1s": 4, "v1m": 6, "v2": 6}},
-        note="the README demo: small models train on it in minutes, 128x128"),
+        note="the README demo: 1000 MS3-style training clips, 120 test clips, 64x64"),
     "long": Preset(
         size=96, s4={"train": 2, "val": 1, "test": 1}, ms3={"train": 1, "val": 1, "test": 2},
         avss={"train": {"v2": 1}, "val": {"v2": 1}, "test": {"v2": 2}},
@@ -182,9 +185,43 @@ def make(job: Job, size: int, seed: int) -> Made:
     return Made(plan, frames, inst, wave)
 
 
-def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> Path:
+def with_train_clips(preset: Preset, n: int | None) -> Preset:
+    """``preset`` with ``n`` training clips in each of the S4-, MS3- and AVSS-style train splits (AVSS: split over
+    its labels in the preset's proportions); val and test unchanged. ``None``: the preset as it is.
+
+    Clips are a function of (seed, subset/split/name), so a larger train split holds the smaller one as its first
+    clips: training on the first N clips of any larger split is training on the N-clip split."""
+    if n is None:
+        return preset
+    labels = preset.avss.get("train") or {"v1s": 1, "v1m": 1, "v2": 1}
+    total = sum(labels.values())
+    avss = [int(n * v // total) for v in labels.values()]
+    avss[-1] += n - sum(avss)
+    return replace(preset, s4={**preset.s4, "train": n}, ms3={**preset.ms3, "train": n},
+                   avss={**preset.avss, "train": dict(zip(labels, avss))},
+                   note=f"{preset.note}; {n} training clips per subset")
+
+
+def _make_and_write(args: tuple) -> tuple[str, list, dict]:
+    """One clip, generated and written (a worker process's unit of work): (subset, CSV row, meta entry)."""
+    job, size, seed, out = args
+    m = make(job, size, seed)
+    row = WRITERS[job.subset](Path(out) / SUBSET_DIRS[job.subset], job, m)
+    return job.subset, row, {**m.meta(), "split": job.split, **({"label": job.label} if job.label else {})}
+
+
+def default_workers() -> int:
+    """Generation processes: one per CPU core, at most 2 (the demo machine's cores)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar: bool = True,
+             train_clips: int | None = None, workers: int | None = None) -> Path:
     """Write the benchmark for ``preset`` into ``out`` (created if needed) and return ``out``.
 
+    ``train_clips``: training clips per subset instead of the preset's (:func:`with_train_clips`).
+    ``workers``: generation processes (default :func:`default_workers`); the output does not depend on it
+    (every clip has its own random stream and the CSV rows keep the job order).
     Writes in place; use :func:`ensure` for the cached, crash-safe copy under ``coprop.paths.data_dir()``.
     """
     from coprop.errors import ConfigError
@@ -192,17 +229,30 @@ def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown synthetic preset {preset!r}; choose one of {sorted(PRESETS)}")
-    p = PRESETS[preset]
+    p = with_train_clips(PRESETS[preset], train_clips)
     out = Path(out)
     jobs = _jobs(p, seed)
     rows: dict[str, list] = {s: [] for s in SUBSET_DIRS}
     metas: dict[str, dict] = {s: {} for s in SUBSET_DIRS}
     t0 = time.perf_counter()
-    for job in progress(jobs, desc=f"synth {preset}", disable=not progress_bar, unit="clip"):
-        m = make(job, p.size, seed)
-        root = out / SUBSET_DIRS[job.subset]
-        rows[job.subset].append(WRITERS[job.subset](root, job, m))
-        metas[job.subset][job.name] = {**m.meta(), "split": job.split, **({"label": job.label} if job.label else {})}
+    workers = default_workers() if workers is None else max(1, int(workers))
+    work = [(job, p.size, seed, str(out)) for job in jobs]
+    if workers > 1 and len(jobs) > 8:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork where there is one: spawn re-imports the caller's __main__, which fails for stdin/-c callers; the
+        # children run numpy and PIL only (no torch/OpenMP work), so the parent's threads do not matter
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            done = list(progress(pool.map(_make_and_write, work, chunksize=8), total=len(work),
+                                 desc=f"synth {preset} ({workers} processes)", disable=not progress_bar, unit="clip"))
+    else:
+        done = [_make_and_write(w) for w in progress(work, desc=f"synth {preset}", disable=not progress_bar,
+                                                     unit="clip")]
+    for job, (subset, row, meta) in zip(jobs, done):
+        rows[subset].append(row)
+        metas[subset][job.name] = meta
     for subset, dirname in SUBSET_DIRS.items():
         root = out / dirname
         root.mkdir(parents=True, exist_ok=True)
@@ -216,22 +266,27 @@ def generate(out: str | Path, preset: str = "smoke", seed: int = 0, progress_bar
         "generator": "coprop.data.synth", "version": GENERATOR_VERSION, "preset": preset, "seed": seed,
         "size": p.size, "categories": list(CATEGORIES), "clips": counts,
         "frames": sum(j.num_frames for j in jobs), "seconds": round(time.perf_counter() - t0, 2),
-        "synthetic": True, "note": p.note,
+        "synthetic": True, "note": p.note, "train_clips": train_clips,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
 
 
-def _complete(root: Path, preset: str, seed: int) -> bool:
+def _complete(root: Path, preset: str, seed: int, train_clips: int | None = None) -> bool:
     try:
         m = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    return m.get("version") == GENERATOR_VERSION and m.get("preset") == preset and m.get("seed") == seed
+    want = _jobs(with_train_clips(PRESETS[preset], train_clips), seed) if preset in PRESETS else []
+    counts = {s: {sp: sum(1 for j in want if j.subset == s and j.split == sp) for sp in SPLITS} for s in SUBSET_DIRS}
+    return (m.get("version") == GENERATOR_VERSION and m.get("preset") == preset and m.get("seed") == seed
+            and m.get("clips") == counts)   # a preset whose counts changed is regenerated, not reused
 
 
-def ensure(preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> Path:
-    """The benchmark under ``data_dir()/synthetic-<preset>-s<seed>``, generated on first use.
+def ensure(preset: str = "smoke", seed: int = 0, progress_bar: bool = True, train_clips: int | None = None,
+           workers: int | None = None) -> Path:
+    """The benchmark under ``data_dir()/synthetic-<preset>-s<seed>`` (``...-train<N>`` with ``train_clips``),
+    generated on first use.
 
     Generation goes to a temporary sibling folder that is renamed into place when complete, so a crash never
     leaves a half tree, and two processes racing here both end up with the same finished copy.
@@ -239,21 +294,23 @@ def ensure(preset: str = "smoke", seed: int = 0, progress_bar: bool = True) -> P
     from coprop.paths import synthetic_root
 
     target = synthetic_root(preset, seed)
-    if _complete(target, preset, seed):
+    if train_clips is not None:
+        target = target.with_name(f"{target.name}-train{int(train_clips)}")
+    if _complete(target, preset, seed, train_clips):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        generate(tmp, preset, seed, progress_bar=progress_bar)
-        if target.exists() and not _complete(target, preset, seed):
+        generate(tmp, preset, seed, progress_bar=progress_bar, train_clips=train_clips, workers=workers)
+        if target.exists() and not _complete(target, preset, seed, train_clips):
             stale = target.parent / f".{target.name}.stale-{os.getpid()}"
             os.replace(target, stale)  # an older generator version or a foreign folder: move it aside
             shutil.rmtree(stale, ignore_errors=True)
         try:
             os.replace(tmp, target)
         except OSError:
-            if not _complete(target, preset, seed):  # lost a race to a finished copy is fine; anything else isn't
+            if not _complete(target, preset, seed, train_clips):  # lost a race to a finished copy is fine; anything else isn't
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -306,9 +363,14 @@ def cli(argv: list[str]) -> int:
                                                "when already complete)")
     ap.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     ap.add_argument("--seed", type=nonneg_int, default=0)
+    ap.add_argument("--train-clips", type=nonneg_int, default=None,
+                    help="training clips per subset (S4, MS3 and AVSS alike) instead of the preset's")
+    ap.add_argument("--workers", type=nonneg_int, default=None, help="generation processes (default: 1 per core, "
+                                                                       "at most 2)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    root = generate(a.out, a.preset, a.seed) if a.out else ensure(a.preset, a.seed)
+    root = generate(a.out, a.preset, a.seed, train_clips=a.train_clips, workers=a.workers) if a.out else \
+        ensure(a.preset, a.seed, train_clips=a.train_clips, workers=a.workers)
     print(summary(root))
     print(f"  wall time {time.perf_counter() - t0:.1f} s")
     return 0
