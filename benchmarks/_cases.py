@@ -36,7 +36,9 @@ def build(which: str, cfg, device: str) -> torch.nn.Module:
     if which == "keyframe":
         from coprop.models.keyframe import KeyframeProcessor as cls
     elif which == "propagator":
-        from coprop.models.propagator import AudioInsertPropagator as cls
+        from coprop.models.propagators import build_propagator  # 'paper': R50-AOTL + AudioInsert
+
+        return build_propagator(cfg, allow_random=True).to(device).eval()
     elif which == "baseline":
         from coprop.models.simultaneous import SimultaneousBaseline as cls
     else:

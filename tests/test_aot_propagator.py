@@ -98,3 +98,25 @@ def test_paper_propagator_trains_from_aot(aot_file):
     assert prop.inserts["3"].attn.out.weight.grad.abs().sum() > 0
     assert prop.aot.LSTT.layers[0].short_term_attn.relative_emb_v.grad.abs().sum() > 0
     assert prop.aot.encoder.conv1.weight.grad is None
+
+
+@pytest.mark.slow
+def test_paper_propagator_stage_starts_from_aot(aot_file, synth_root, tmp_path):
+    """coprop.train's propagator stage with the paper config (64 px, tiny audio encoder, 2 steps): it starts from
+    the AOT file, keeps the frozen stem at the file's values, and the run folder reloads into the same model."""
+    from coprop.data import open_dataset
+    from coprop.train import TrainParams, load_run, prepare
+    from coprop.train.stages import train_propagator
+
+    case, path = aot_file
+    cfg = get_config("paper", image_size=64, audio_encoder="tiny", propagator_weights=str(path))
+    train = prepare(open_dataset(synth_root, "ms3", "train"), 64)
+    p = TrainParams(epochs=1, batch_size=1, lr=1e-4, max_steps_per_epoch=2, num_threads=1, device="cpu")
+    res = train_propagator(cfg, train, None, tmp_path / "run", params=p)
+    assert res.model.loaded_from == str(path)
+    stem = torch.load(path)["state_dict"]["encoder.conv1.weight"]
+    run = load_run(tmp_path / "run")
+    assert isinstance(run.propagator, AOTAudioInsertPropagator) and run.propagator.loaded_from is None
+    assert torch.equal(run.propagator.aot.encoder.conv1.weight, stem)
+    trained = res.model.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in run.propagator.state_dict().items())

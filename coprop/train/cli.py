@@ -5,6 +5,7 @@ Works under ``torchrun --nproc_per_node N -m coprop train ...`` for multi-GPU (D
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from coprop.cli_args import ArgumentParser, nonneg_int, positive_float, positive_int
 from coprop.train import ddp
@@ -36,11 +37,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--amp", default=None, choices=["auto", "bf16", "fp16", "off"])
     ap.add_argument("--val-limit", type=positive_int, default=None, help="validate on the first N val clips only")
     ap.add_argument("--no-resume", action="store_true", help="start over instead of resuming from checkpoints")
+    ap.add_argument("--aot-weights", default=None, metavar="PATH",
+                    help="R50-AOTL checkpoint the paper config's propagator starts from (paper 4.2; default "
+                         "R50_AOTL_PRE_YTB_DAV.pth in $COPROP_PRETRAINED or <repo>/pretrained)")
     return ap
 
 
 def cli(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.aot_weights and not Path(args.aot_weights).expanduser().is_file():
+        ap.error(f"--aot-weights {args.aot_weights}: file not found (the released R50_AOTL_PRE_YTB_DAV.pth)")
     overrides = {k: v for k, v in dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                         max_steps_per_epoch=args.max_steps_per_epoch,
                                         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
@@ -48,12 +55,13 @@ def cli(argv: list[str]) -> int:
     if args.no_resume:
         overrides["resume"] = False
     stages = list(STAGES) if args.stage == "all" else [_STAGE_ALIASES[args.stage]]
+    model_overrides = {"propagator_weights": args.aot_weights} if args.aot_weights else None
     stage_params(args.preset, stages[0], **overrides)  # reject bad values before loading any data
     ctx = ddp.setup(overrides.get("device", "auto"))   # one process group for every stage of this command
     try:
         results = train_all(args.data_root, args.subset, args.run_dir, preset=args.preset, config=args.config,
                             seed=args.seed, stages=stages, synthetic_preset=args.synthetic_preset,
-                            val_limit=args.val_limit, **overrides)
+                            val_limit=args.val_limit, model_overrides=model_overrides, **overrides)
     finally:
         ddp.teardown(ctx)
     if ctx.is_main:

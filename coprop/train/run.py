@@ -98,9 +98,9 @@ def build_model(stage: str, cfg: ModelConfig) -> nn.Module:
 
         return SimultaneousBaseline(cfg, allow_random=True)
     if stage == "propagator":
-        from coprop.models.propagator import AudioInsertPropagator
+        from coprop.models.propagators import build_propagator
 
-        return AudioInsertPropagator(cfg, allow_random=True)
+        return build_propagator(cfg, allow_random=True)
     raise ConfigError(f"unknown stage {stage!r}; one of {sorted(WEIGHTS)}")
 
 

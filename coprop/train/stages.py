@@ -65,7 +65,11 @@ def data_info(clips: Sequence) -> DataInfo:
         if hasattr(clips, attr):
             desc[attr] = getattr(clips, attr)
     if hasattr(clips, "root"):
+        from coprop.data.synth import is_synthetic
+
         desc["root"] = str(Path(clips.root).resolve())
+        # recorded so that `coprop infer` can warn when a synthetic-trained run meets a real video
+        desc["synthetic"] = is_synthetic(clips.root)
     return DataInfo(mode, num_classes, desc)
 
 
@@ -176,7 +180,8 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
 
     ``init_backbone``: weight file whose ``backbone.*`` initialises the propagator's image encoder; 'auto'
     = the run's keyframe model when it exists (it stands in for the pretrained AOT encoder of paper 4.2,
-    which the tiny config does not have), None = the config's own initialisation.
+    which the tiny config does not have), None = the config's own initialisation. The ``r50_aotl``
+    propagator (``paper`` config) keeps the encoder of the AOT checkpoint it was built from instead of 'auto'.
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -189,7 +194,10 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
                           "(S4's train split annotates frame 0 only): train the propagator on MS3 or AVSS")
     seed_everything(p.seed)
     model = _model("propagator", cfg)
-    backbone_from = _init_backbone(model, init_backbone, run_dir)
+    if getattr(cfg, "propagator", "coprop") == "r50_aotl" and init_backbone == "auto":
+        backbone_from = getattr(model, "loaded_from", None)   # the AOT checkpoint (None: random, allow_random)
+    else:
+        backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.PropagatorStep(model, info.mode)
     evaluate = (lambda m: tasks.evaluate_propagator(m.model, val, info.mode, cfg.num_classes, cfg.max_objects)) \
         if val else None
@@ -249,6 +257,7 @@ def _pretrained(stage: str, cfg: ModelConfig) -> nn.Module:
         from coprop.models.simultaneous import SimultaneousBaseline
 
         return SimultaneousBaseline(cfg)
-    from coprop.models.propagator import AudioInsertPropagator
+    from coprop.models.propagators import build_propagator
 
-    return AudioInsertPropagator(cfg)
+    # the 'paper' propagator (r50_aotl) starts from the released AOT checkpoint here (paper 4.2)
+    return build_propagator(cfg)
