@@ -80,7 +80,7 @@ def test_run_writes_notebook_artefacts_and_index(tree, tmp_path):
     cfg.write_text("defaults:\n  seed: 3\n10_alpha:\n  value: 2.0\n  label: z\n")
     results = runner.run_notebooks(cfg, notebooks=nbs, reports=reports, echo=lambda *_: None)
     assert [r.status for r in results] == ["ok", "ok"]
-    assert (reports / "10_alpha" / "smoke.ipynb").exists()
+    assert (reports / "10_alpha" / "10_alpha-smoke.ipynb").exists()
     metrics = json.loads((reports / "10_alpha" / "smoke" / "metrics.json").read_text())
     assert metrics == {"J": 4.0, "seed": 3, "table": [1, 2], "label": "z"}
     rows = runner.read_index(reports)
@@ -104,7 +104,7 @@ def test_failing_notebook_names_cell_and_exits_nonzero(tree, capsys):
     assert "ValueError: planned failure" in err and "`x = 1`" in err and "cell " in err
     row = runner.read_index(reports)[-1]
     assert row["status"] == "failed" and "planned failure" in row["error"]
-    assert (reports / "10_alpha" / "broken.ipynb").exists()   # papermill keeps the partial notebook
+    assert (reports / "10_alpha" / "10_alpha-broken.ipynb").exists()   # papermill keeps the partial notebook
 
 
 def test_killed_runner_is_recorded_and_rerun_completes(tree):
@@ -115,7 +115,7 @@ def test_killed_runner_is_recorded_and_rerun_completes(tree):
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = reports / "10_alpha" / "k.running"
     deadline = time.time() + 60
-    while time.time() < deadline and not (reports / "10_alpha" / "k.ipynb").exists():
+    while time.time() < deadline and not (reports / "10_alpha" / "10_alpha-k.ipynb").exists():
         time.sleep(0.5)   # papermill writes the output notebook once the kernel runs
     assert marker.exists(), "runner never started the notebook"
     os.killpg(proc.pid, signal.SIGKILL)

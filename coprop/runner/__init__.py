@@ -2,7 +2,7 @@
 
 Layout of one run (notebook ``05_ablations``, run name ``demo``)::
 
-    reports/05_ablations/demo.ipynb      executed notebook (outputs kept)
+    reports/05_ablations/05_ablations-demo.ipynb   executed notebook (outputs kept; the tab names notebook and run)
     reports/05_ablations/demo/           its artefacts: metrics.json, *.csv, *.md, *.png
     reports/05_ablations/demo.running    present only while the run is in flight (a crash leaves it behind)
 

@@ -18,7 +18,7 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", "-f", help="parameter file (configs/smoke.yaml, demo.yaml, paper.yaml)")
     ap.add_argument("--only", nargs="+", metavar="NAME",
                     help="notebooks to run, by stem or prefix ('05' or '05_ablations'); commas also split")
-    ap.add_argument("--run", help="run name: reports/<notebook>/<run>.ipynb (default: the config's stem)")
+    ap.add_argument("--run", help="run name: reports/<notebook>/<notebook>-<run>.ipynb (default: the config's stem)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter for every notebook that declares it (the text is converted to the "
                          "type the notebook declares: str, int, float, bool)")

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from coprop import paths
 from coprop.errors import ConfigError
-from coprop.io import write_json
+from coprop.io import atomic_path, write_json
 from coprop.runner.index import _now, append_index, git_revision, headline_metrics, reap_killed
 from coprop.runner.notebooks import declared_parameters, list_notebooks, load_config, notebooks_dir, select
 from coprop.runner.parameters import resolve_parameters
@@ -49,11 +49,12 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
                  progress_bar: bool | None = None) -> RunResult:
     import papermill
 
-    out_nb = reports / nb.stem / f"{run}.ipynb"
+    # '<notebook>-<run>.ipynb', not '<run>.ipynb': two reports open in JupyterLab get tabs that can be told apart
+    out_nb = reports / nb.stem / f"{nb.stem}-{run}.ipynb"
     out_dir = reports / nb.stem / run
     params = dict(parameters)
     if "output_dir" in declared_parameters(nb):
-        params["output_dir"] = str(out_dir)
+        params["output_dir"] = paths.display_path(out_dir)   # relative to the repo root when inside it
     if "headless" in declared_parameters(nb):
         params.setdefault("headless", True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +81,7 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row in index.csv and a named cell
         status, error = "failed", describe_failure(exc)
     finally:
+        _relative_provenance(out_nb, nb)
         pm_log.setLevel(pm_level)
         for k, v in env_before.items():
             if v is None:
@@ -91,10 +93,26 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     append_index(reports, {
         "time": _now(), "notebook": nb.stem, "run": run, "status": status, "duration_s": round(duration, 1),
         "git_rev": git_rev, "parameters": json.dumps(params, sort_keys=True, default=str),
-        "metrics": json.dumps(metrics, sort_keys=True), "error": error, "notebook_path": str(out_nb),
-        "output_dir": str(out_dir)})
+        "metrics": json.dumps(metrics, sort_keys=True), "error": error,
+        "notebook_path": paths.display_path(out_nb), "output_dir": paths.display_path(out_dir)})
     marker.unlink(missing_ok=True)
     return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error)
+
+
+def _relative_provenance(out_nb: Path, nb: Path) -> None:
+    """papermill records the input and output paths as given (absolute here) in the notebook's metadata;
+    rewrite them relative to the repository root so a committed report names no machine."""
+    import nbformat
+
+    if not out_nb.exists():
+        return
+    book = nbformat.read(str(out_nb), as_version=4)
+    pm = book.metadata.get("papermill")
+    if not pm:
+        return
+    pm["input_path"], pm["output_path"] = paths.display_path(nb), paths.display_path(out_nb)
+    with atomic_path(out_nb) as tmp:
+        nbformat.write(book, str(tmp))
 
 
 def run_notebooks(config: str | Path | None = None, only: Iterable[str] | None = None, run: str | None = None,
