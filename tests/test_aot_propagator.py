@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coprop.errors import WeightsError
+from coprop.errors import ConfigError, WeightsError
 from coprop.models.aot_propagator import AOTAudioInsertPropagator, new_parameter_names
 from coprop.models.config import get_config
 from coprop.models.memory import MemoryPolicy
@@ -120,3 +120,19 @@ def test_paper_propagator_stage_starts_from_aot(aot_file, synth_root, tmp_path):
     assert torch.equal(run.propagator.aot.encoder.conv1.weight, stem)
     trained = res.model.state_dict()
     assert all(torch.equal(v, trained[k]) for k, v in run.propagator.state_dict().items())
+
+
+def test_published_aot_as_a_run(aot_file, tmp_path):
+    """Tables 2a/5's "AOT" rows in the paper config: the released weights written unmodified as a run's propagator."""
+    from coprop.train import load_run
+    from coprop.train.stages import published_propagator
+
+    _, path = aot_file
+    cfg = get_config("paper", image_size=64, audio_encoder="tiny", audio_insert_levels=0, propagator_weights=str(path))
+    published_propagator(cfg, tmp_path / "aot")
+    released = torch.load(path)["state_dict"]
+    loaded = load_run(tmp_path / "aot").propagator.state_dict()
+    assert sorted(loaded) == sorted("aot." + k for k in released)
+    assert all(torch.equal(loaded["aot." + k], v) for k, v in released.items())
+    with pytest.raises(ConfigError, match="audio_insert_levels=0"):
+        published_propagator(cfg.replace(audio_insert_levels=1), tmp_path / "l1")

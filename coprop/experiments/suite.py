@@ -5,6 +5,7 @@
                             + simultaneous baseline          -- coprop.train stage functions, one ModelConfig
     <run_dir>/seed0/aip1/   propagator with audio insertion at the deepest level only  (Table 5 '1-layer')
     <run_dir>/seed0/aot/    propagator without audio insertion = plain AOT              (Tables 2a, 5)
+                            (paper config: the released R50-AOTL weights, not trained)
     <run_dir>/seed0/text/   text-guided Keyframe Processor (a category label instead of audio, Table 4)
 """
 from __future__ import annotations
@@ -98,7 +99,11 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
         out = base / variant
         t0 = time.perf_counter()
         echo(f"  training {variant}/{stage} (seed {seed}, suite {suite}) ...")
-        if variant == "text":
+        if variant == "aot" and cfg.propagator == "r50_aotl":
+            from coprop.train.stages import published_propagator
+
+            published_propagator(cfg, out)     # the paper config's AOT rows use the released weights unmodified
+        elif variant == "text":
             _train_text_keyframe(cfg, stage, train_clips, tr, out, p, vocab)
         else:
             fn = {"keyframe": T.train_keyframe, "keyframe_ft": T.finetune_keyframe,

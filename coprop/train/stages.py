@@ -207,6 +207,25 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
                    {"window": dataset.window, "within_segment": within_segment, "init_backbone": backbone_from})
 
 
+def published_propagator(cfg: ModelConfig | str, run_dir: str | Path) -> Path:
+    """The "AOT" rows of Tables 2a/5 with the ``paper`` config: the released R50-AOTL, unmodified (not trained),
+    written as the run's propagator. ``cfg`` must have ``propagator='r50_aotl'`` and ``audio_insert_levels=0``
+    (ConfigError otherwise); the AOT file comes from ``cfg.propagator_weights`` or the pretrained folder
+    (WeightsError when absent). Returns the weights path."""
+    from coprop.models.propagators import build_propagator
+
+    cfg = get_config(cfg)
+    if cfg.propagator != "r50_aotl" or cfg.audio_insert_levels != 0:
+        raise ConfigError(f"the published AOT needs propagator='r50_aotl' and audio_insert_levels=0, got "
+                          f"{cfg.propagator!r} with {cfg.audio_insert_levels} levels")
+    model = build_propagator(cfg.replace(pretrained=True))
+    path = Path(run_dir) / WEIGHTS["propagator"]
+    if is_main_process():
+        save_weights(path, model, {"stage": "propagator", "model": cfg.to_dict(), "published": model.loaded_from})
+        record_stage(run_dir, cfg, "propagator", {"published": model.loaded_from, "trained": False})
+    return path
+
+
 def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), val_clips: Sequence | None = None,
                    run_dir: str | Path = "runs/baseline", epochs: int | None = None,
                    params: TrainParams | None = None, window: int | None = None,
