@@ -58,17 +58,18 @@ SEMANTIC_PROTOCOLS: dict[str, dict[str, Any]] = {
     "native": dict(size=None, padded=True, note="GT resolution (no resize), padded"),
 }
 PAD_TO = 10
+EVAL_SHAPES = ((224, 224), (512, 512))   # prediction sizes accepted besides the GT's own
 PROBLEM_KINDS = ("missing", "unreadable", "mis-sized", "extra")
 
 
-def _resize(arr: np.ndarray, size: int | None) -> np.ndarray:
-    """Nearest-neighbour resize of integer maps [N,H,W] to [N,size,size] with Pillow (as AVSegFormer does)."""
-    if size is None or arr.shape[-2:] == (size, size):
-        return arr
+def _resize(maps, shape: tuple[int, int]) -> np.ndarray:
+    """Integer maps (an [N,H,W] array or a list of [h,w] maps of any sizes) as [N,*shape] int64, each map not
+    already that size nearest-resized by Pillow (as AVSegFormer and the AVSS test loader resize labels)."""
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(a.astype(np.int32), mode="I").resize((size, size), Image.NEAREST))
-                     for a in arr]).astype(np.int64)
+    shape = tuple(int(v) for v in shape)
+    return np.stack([a if a.shape == shape else np.asarray(Image.fromarray(np.asarray(a, np.int32)).resize(
+        (shape[1], shape[0]), Image.NEAREST)) for a in maps]).astype(np.int64)
 
 
 def _nan_to_none(x):
@@ -92,13 +93,13 @@ class _Scorer:
         self.empty_gt = 0
 
     # ------------------------------------------------------------------------ one clip
-    def add_binary(self, gt: np.ndarray, raw: np.ndarray, tops: list[int], rows: list[dict]) -> dict:
+    def add_binary(self, gt: np.ndarray, raw: list[np.ndarray], tops: list[int], rows: list[dict]) -> dict:
         done: dict = {}   # on AVSBench the GT is 224x224 already: 'native' reuses the 224 scores
         for s in self.sizes:
             eff = gt.shape[-2:] if s is None else (s, s)
             if eff not in done:
-                g = torch.from_numpy(_resize(gt, s)).float()
-                r = _resize(raw, s)
+                g = torch.from_numpy(_resize(gt, eff)).float()
+                r = _resize(raw, eff)
                 lg = torch.stack([to_logits(r[j], tops[j]) for j in range(len(tops))])
                 done[eff] = binary_jaccard(lg, g), fmeasure_curves(lg, g)
             ious, (curves, nonempty) = done[eff]
@@ -119,9 +120,10 @@ class _Scorer:
         for row, e in zip(rows, empty):
             row["gt_empty"] = bool(e)
 
-    def add_semantic(self, gt: np.ndarray, ids: np.ndarray, T: int, rows: list[dict]) -> dict:
+    def add_semantic(self, gt: np.ndarray, ids: list[np.ndarray], T: int, rows: list[dict]) -> dict:
         for s in self.sizes:
-            g, p = torch.from_numpy(_resize(gt, s)), torch.from_numpy(_resize(ids, s))
+            eff = gt.shape[-2:] if s is None else (s, s)
+            g, p = torch.from_numpy(_resize(gt, eff)), torch.from_numpy(_resize(ids, eff))
             for name, proto in self.protocols.items():
                 if proto["size"] == s:
                     self.accs[name].add_labels(p, g)
@@ -133,7 +135,7 @@ class _Scorer:
             c = counted[j]
             row["mIoU_seen"], row["F_seen"] = float(iou[j][c].mean()), float(f[j][c].mean())
             row["gt_classes"] = " ".join(str(v) for v in np.unique(gt[j]).tolist())
-            row["pred_classes"] = " ".join(str(v) for v in np.unique(ids[j]).tolist())
+            row["pred_classes"] = " ".join(str(v) for v in np.unique(p[j].numpy()).tolist())
         self._count_empty(gt, rows)
         seen = counted.any(0)
         return {"mIoU_seen": float(iou[:, seen].sum(0).div(counted[:, seen].sum(0)).mean()),
@@ -202,8 +204,12 @@ def _read_gt(ds, frames: list[Frame]) -> np.ndarray:
 
 
 def _read_predictions(frames: list[Frame], pred_dir: Path, shape: tuple[int, int], mode: str, num_classes: int):
-    """(values [n,H,W] int64, tops) for the clip's frames; a bad or absent file gives zeros and a status."""
-    vals, tops = np.zeros((len(frames), *shape), np.int64), [1] * len(frames)
+    """(values: n maps [h,w] int64, tops) for the clip's frames; a bad or absent file gives zeros and a status.
+
+    A map is taken at the GT size or at an evaluation size (224x224, 512x512: what models output); any other
+    size is mis-sized.
+    """
+    vals, tops = [np.zeros(shape, np.int64) for _ in frames], [1] * len(frames)
     for j, fr in enumerate(frames):
         path = pred_dir / fr.rel
         if not path.is_file():
@@ -216,9 +222,12 @@ def _read_predictions(frames: list[Frame], pred_dir: Path, shape: tuple[int, int
         except DataError as e:
             fr.status, fr.detail = "unreadable", e.problem
             continue
-        if v.shape != shape:
-            fr.status, fr.detail = "mis-sized", f"{v.shape[1]}x{v.shape[0]}, expected {shape[1]}x{shape[0]} (GT size)"
+        if v.shape != shape and v.shape not in EVAL_SHAPES:
+            fr.status, fr.detail = "mis-sized", (f"{v.shape[1]}x{v.shape[0]}, expected {shape[1]}x{shape[0]} "
+                                                 "(GT size), 224x224 or 512x512")
             continue
+        if v.shape != shape:
+            fr.detail = f"stored at {v.shape[1]}x{v.shape[0]}, nearest-resized where a protocol needs another size"
         vals[j], tops[j], fr.status = v, top, "ok"
     return vals, tops
 
@@ -260,10 +269,11 @@ def evaluate(pred_dir: str | Path, data_root: str | Path, subset: str, split: st
         if ds.mode == "binary":
             scores = scorer.add_binary(gt, vals, tops, rows)
             # the J rule (sigmoid > 0.5) decides what the alignment rate sees as predicted foreground
-            pred = np.stack([(torch.sigmoid(to_logits(v, top)) > 0.5).numpy() for v, top in zip(vals, tops)])
+            native = _resize(vals, gt.shape[1:])
+            pred = np.stack([(torch.sigmoid(to_logits(v, top)) > 0.5).numpy() for v, top in zip(native, tops)])
         else:
             scores = scorer.add_semantic(gt, vals, len(plan.masks), rows)
-            pred = vals
+            pred = _resize(vals, gt.shape[1:])
         scores.update(scorer.add_alignment(len(plan.masks), frames, gt, pred, rows))
         for row, fr in zip(rows, frames):
             row.update(status=fr.status, format=fr.format, detail=fr.detail)

@@ -11,7 +11,9 @@ Binary subsets (S4, MS3) accept, per file: a 1-bit mask; an 8-bit map read as pr
 mask is the probabilities 0 and 1); a 16-bit map read as v/65535; an 8- or 16-bit (or palette-index) file whose
 values are only 0 and 1 is a 0/1 mask, as the GT readers take it. AVSS accepts class-index maps (8/16-bit
 grayscale or palette-index 'P' PNGs: the index is the class id) and RGB colour masks in the VOC palette.
-Each frame's reading is recorded (``Frame.format``) so nothing is guessed silently.
+A map is stored at the GT mask's size, or at 224x224 / 512x512 (what models output; the evaluation resizes it
+where a protocol needs another size). Each frame's reading is recorded (``Frame.format``), nothing is guessed
+silently.
 """
 from __future__ import annotations
 

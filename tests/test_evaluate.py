@@ -248,3 +248,19 @@ def test_ground_truth_and_empty_predictions_on_synthetic_smoke(tmp_path):
         assert s["J"] == pytest.approx(n_empty / n, abs=1e-6)
         if subset == "ms3":
             assert 0 < n_empty < n            # the check means something only with both kinds of frame
+
+
+def test_predictions_at_the_evaluation_size(binary_case):
+    """Models output 224x224 (or 512x512): such a file is scored as stored at 224 and resized for 'native'."""
+    tmp, gts, values = binary_case
+    pred = tmp / "pred224"
+    for name, v in values.items():
+        for k in range(5):
+            write_png(pred / name / f"{name}_{k + 1}.png", nearest(v[k], 224))
+    s = evaluate(pred, tmp / "data", "ms3", "test", show_progress=False)
+    v, g = list(values.values()), list(gts.values())
+    J, F = oracle_binary([nearest(x, 224) for x in v], [nearest(x, 224) for x in g], 4)
+    assert (s["J"], s["F"]) == (pytest.approx(J, abs=1e-6), pytest.approx(F, abs=1e-6))
+    J, F = oracle_binary(v, g, 4)   # nearest down-sampling of a nearest up-sampled map gives it back
+    assert s["protocols"]["native"]["J"] == pytest.approx(J, abs=1e-6)
+    assert s["predictions"]["ok"] == 25 and not any(s["problems"].values())

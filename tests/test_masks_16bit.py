@@ -72,3 +72,22 @@ def test_evaluate_reads_16bit_binary_predictions(tree16, tmp_path):
     s = evaluate(pred, tree16, "s4", "test", show_progress=False)
     assert s["predictions"]["formats"] == {"binary16": 5}
     assert (s["J"], s["F"]) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_16bit_probability_map_scores_like_its_8bit_twin(tree16, tmp_path):
+    """v16 = 257 * v8 is the same probability (v8 / 255 == v16 / 65535): J and F must be identical."""
+    rng = np.random.default_rng(1)
+    scores = []
+    v8 = [rng.integers(0, 256, (H, W)) for _ in range(5)]
+    for bits in (8, 16):
+        pred = tmp_path / f"p{bits}"
+        for k in range(1, 6):
+            path = pred / f"cat/s4clipB/s4clipB_{k}.png"
+            if bits == 16:
+                write16(path, v8[k - 1] * 257)
+            else:
+                write_png(path, v8[k - 1].astype(np.uint8))
+        s = evaluate(pred, tree16, "s4", "test", show_progress=False)
+        assert s["predictions"]["formats"] == {f"prob{bits}": 5}
+        scores.append({n: (p["J"], p["F"]) for n, p in s["protocols"].items()})
+    assert scores[0] == scores[1]
