@@ -101,3 +101,37 @@ def test_unreadable_video(tmp_path, content):
     p.write_bytes(content)
     with pytest.raises(DataError, match="broken.mp4"):
         read_video(p)
+
+
+def test_display_rotation_is_applied_on_decode(tmp_path):
+    """A phone-style video coded 160x96 with a 'rotate 90 degrees clockwise' display matrix reads as played."""
+    from fractions import Fraction
+
+    from coprop.data.video_frames import iter_frames, plan_frames
+
+    path = tmp_path / "phone.mp4"
+    img = np.zeros((96, 160, 3), np.uint8)
+    img[:, :40] = 255                                           # band over the left quarter as coded
+    with av.open(str(path), "w") as o:
+        vs = o.add_stream("libx264", rate=4)
+        vs.width, vs.height, vs.pix_fmt = 160, 96, "yuv420p"
+        vs.set_display_rotation(-90)
+        a = o.add_stream("aac", rate=16000, layout="mono")
+        for i in range(8):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 4)
+            o.mux(vs.encode(f))
+        o.mux(vs.encode(None))
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 32000), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts, af.time_base = 16000, 0, Fraction(1, 16000)
+        o.mux(a.encode(af))
+        o.mux(a.encode(None))
+    clip = read_video(path)
+    assert clip.frames.shape == (2, 160, 96, 3) and clip.meta["rotation"] == -90
+    assert clip.frames[0, :35].mean() > 200 and clip.frames[0, 45:].mean() < 30   # the band is on top
+    (k, rgb, t, rot), = list(iter_frames(path, fps=1.0, max_seconds=1.5))
+    assert (k, rgb.shape, rot) == (0, (160, 96, 3), -90) and t == pytest.approx(1.0)
+    plan = plan_frames(path, fps=1.0)
+    np.testing.assert_allclose(plan.times, clip.frame_times)
+    unturned = next(iter_frames(path, rotate=False))
+    assert unturned[1].shape == (96, 160, 3) and unturned[3] == 0
