@@ -136,3 +136,13 @@ def test_published_aot_as_a_run(aot_file, tmp_path):
     assert all(torch.equal(loaded["aot." + k], v) for k, v in released.items())
     with pytest.raises(ConfigError, match="audio_insert_levels=0"):
         published_propagator(cfg.replace(audio_insert_levels=1), tmp_path / "l1")
+
+
+def test_train_cli_checks_the_aot_file(tmp_path, capsys):
+    import importlib
+
+    train_cli = importlib.import_module("coprop.train.cli")   # the package re-exports a function named cli
+    assert train_cli.parser().parse_args(["propagator", "--aot-weights", "x.pth"]).aot_weights == "x.pth"
+    with pytest.raises(SystemExit) as e:
+        train_cli.cli(["propagator", "--config", "paper", "--aot-weights", str(tmp_path / "none.pth")])
+    assert e.value.code == 2 and "none.pth: file not found" in capsys.readouterr().err
