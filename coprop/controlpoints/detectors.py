@@ -19,46 +19,21 @@
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import contextlib
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
 from coprop.controlpoints import features as F
 from coprop.controlpoints.scoring import boundary_scores
+# the interface and the registry live in source.py; re-exported here, where callers have always found them
+from coprop.controlpoints.source import SOURCES, ControlPointSource, check_control_points, get_source
 from coprop.data.clip import Clip
 from coprop.errors import ConfigError
 
-SOURCES = ("gt", "cosine", "learned", "rcpg")
-
-
-def check_control_points(c: Sequence[int], T: int, who: str = "source") -> list[int]:
-    c = [int(v) for v in c]
-    if len(c) != T or any(v not in (0, 1) for v in c) or (T and c[0] != 1):
-        raise ValueError(f"{who} returned an invalid control-point list {c} for T={T}")
-    return c
-
-
-class ControlPointSource(ABC):
-    name = "base"
-
-    def __init__(self):
-        self.stats: Counter = Counter()
-
-    def fit(self, train_clips: Iterable[Clip]) -> "ControlPointSource":
-        return self
-
-    @abstractmethod
-    def __call__(self, clip: Clip) -> list[int]:
-        """Implemented by each subclass."""
-
-    def predict_many(self, clips: Sequence[Clip]) -> list[list[int]]:
-        return [self(c) for c in clips]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
+__all__ = ["SOURCES", "ControlPointSource", "CosineSource", "GTSource", "LearnedSource", "check_control_points",
+           "frame_labels", "get_source", "training_targets"]
 
 
 class GTSource(ControlPointSource):
@@ -288,18 +263,3 @@ class LearnedSource(ControlPointSource):
         with torch.no_grad(), _single_thread():
             idx = self.cat_net(torch.from_numpy((x - self.cat_mean) / self.cat_std)).argmax(-1).tolist()
         return [self.class_names[i] for i in idx]
-
-
-def get_source(name: str, **kw) -> ControlPointSource:
-    """'gt' | 'cosine' | 'learned' | 'rcpg' (kw go to the source's constructor)."""
-    if name == "gt":
-        return GTSource(**kw)
-    if name == "cosine":
-        return CosineSource(**kw)
-    if name == "learned":
-        return LearnedSource(**kw)
-    if name == "rcpg":
-        from coprop.controlpoints.rcpg import RCPGSource
-
-        return RCPGSource(**kw)
-    raise ConfigError(f"unknown control-point source {name!r}; choose one of {', '.join(SOURCES)}")

@@ -5,12 +5,15 @@ turn with ``audio=True`` carries the clip's 16 kHz mono waveform) plus that wave
   'local'  llm_local.LocalQwenBackend — Qwen2-Audio / Qwen2.5-Omni / Qwen3-Omni thinker from a local folder;
   'http'   llm_http.ChatServerBackend — any OpenAI-compatible chat server with audio input (vLLM, DashScope).
 Every backend caches answers on disk (cache.py) and counts requests, cache hits and errors in ``stats``.
+The backends import this module; it names them as 'module:Class' strings resolved on first use, so this base
+never imports an implementation (and transformers / the HTTP client load only for the backend asked for).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
+from pkgutil import resolve_name
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,7 +21,12 @@ import numpy as np
 from coprop.controlpoints.cache import ResponseCache, cache_key
 from coprop.errors import ConfigError, CopropError
 
-BACKENDS = ("local", "http")
+# kind -> the class implementing it; make_backend imports the module when the kind is first asked for
+REGISTRY = {
+    "local": "coprop.controlpoints.llm_local:LocalQwenBackend",
+    "http": "coprop.controlpoints.llm_http:ChatServerBackend",
+}
+BACKENDS = tuple(REGISTRY)
 
 
 class LLMError(CopropError):
@@ -106,12 +114,6 @@ def make_backend(kind: str, **kw) -> LLMBackend | None:
     kind = (kind or "").strip().lower()
     if not kind:
         return None
-    if kind == "local":
-        from coprop.controlpoints.llm_local import LocalQwenBackend
-
-        return LocalQwenBackend(**kw)
-    if kind == "http":
-        from coprop.controlpoints.llm_http import ChatServerBackend
-
-        return ChatServerBackend(**kw)
-    raise ConfigError(f"unknown LLM backend {kind!r}; choose '' (none), 'local' or 'http'")
+    if kind not in REGISTRY:
+        raise ConfigError(f"unknown LLM backend {kind!r}; choose '' (none), 'local' or 'http'")
+    return resolve_name(REGISTRY[kind])(**kw)

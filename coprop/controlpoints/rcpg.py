@@ -13,11 +13,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from coprop.controlpoints.detectors import ControlPointSource, GTSource, check_control_points, get_source
+from coprop.controlpoints.detectors import GTSource
 from coprop.controlpoints.llm import ChatRequest, LLMBackend, assistant, make_backend, user
 from coprop.controlpoints.parse import ControlPointParseError, ParseStats, parse_control_points
 from coprop.controlpoints.prompts import PromptSet, check_variant
 from coprop.controlpoints.retrieval import RetrievalStore
+from coprop.controlpoints.source import ControlPointSource, check_control_points, get_source
 from coprop.data.clip import Clip
 
 
