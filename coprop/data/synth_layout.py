@@ -8,15 +8,11 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from coprop.data.synth_sound import SR
 from coprop.data.images import voc_palette  # one palette for the writer and the reader
-
-if TYPE_CHECKING:
-    from coprop.data.synth import Job, Made
+from coprop.data.synth_clip import Job, Made
+from coprop.data.synth_sound import SR
 
 
 
