@@ -95,9 +95,16 @@ def test_paper_propagator_trains_from_aot(aot_file):
     logits = prop.forward_train(frames, torch.randn(1, 3, 1, 96, 64), mask, 1, id_shuffle=True)
     assert logits.shape == (1, 2, 2, 65, 65)
     F.cross_entropy(logits.flatten(0, 1), mask.expand(2, -1, -1)).backward()
-    assert prop.inserts["3"].attn.out.weight.grad.abs().sum() > 0
+    assert all(prop.inserts[l].attn.out.weight.grad.abs().sum() > 0 for l in "0123")
     assert prop.aot.LSTT.layers[0].short_term_attn.relative_emb_v.grad.abs().sum() > 0
     assert prop.aot.encoder.conv1.weight.grad is None
+    # once trained away from zero, the inserts make the output depend on the audio
+    with torch.no_grad():
+        for insert in prop.inserts.values():
+            insert.attn.out.weight.normal_(std=0.1)
+        prop.eval()
+        a, b = (prop.forward_train(frames, torch.randn(1, 3, 1, 96, 64), mask, 1) for _ in range(2))
+    assert (a - b).abs().max() > 1e-3
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@ stage 2 trains the Audio-insert Propagator "using the pre-trained AOT-Large mode
 
 - ``aot.*`` is coprop.models.published.aot.R50AOTL, so the released ``R50_AOTL_PRE_YTB_DAV.pth`` loads into it
   strictly (``cfg.propagator_weights``, or that file in $COPROP_PRETRAINED / <repo>/pretrained);
-- ``inserts.*`` (one per level of ``cfg.audio_insert_levels``: 4 = layer1, layer2, layer3 and the projected
-  stride-16 map, 1 = the projected map only) and ``guidance.*`` (the audio tokens) are the only other parameters.
+- ``inserts.*`` (one per level of ``cfg.audio_insert_levels``: 4 = after ResNet layer1, layer2, layer3 and after
+  the 1x1 projection to the stride-16 tokens; 1 = after the projection only) and ``guidance.*`` (the audio tokens) are the only other parameters.
   Each insert is ``x + W_o Attn(LN(x), audio)`` with ``W_o`` zero-initialised, so the freshly loaded propagator
   computes exactly AOT's outputs, and ``audio_insert_levels=0`` is plain AOT (the "AOT" rows of Tables 2a/5);
 - the stem and layer1 of the encoder are frozen and every batch norm is frozen (AOT's training settings).
@@ -130,15 +130,18 @@ class AOTAudioInsertPropagator(AudioInsertPropagator):
     def encode(self, frames: Tensor, audio: Tensor | None = None, text_labels: Tensor | None = None
                ) -> tuple[list[Tensor], Tensor]:
         """Frames ``[B, 3, H, W]`` (ImageNet-normalised) -> (layer1/2/3 maps, projected stride-16 map), with
-        the audio inserted at the configured levels."""
-        skips, proj = self.aot.encode(frames)
-        if self.guidance is not None:
-            tokens = self.guidance(frames.shape[0], audio, text_labels)
-            feats = [*skips, proj]
-            for level in self.insert_levels:
-                feats[level] = self.inserts[str(level)](feats[level], tokens)
-            skips, proj = feats[:3], feats[3]
-        return skips, proj
+        the audio inserted at the configured levels (0-2: after ResNet layer1-3, 3: after the projection)."""
+        if self.guidance is None:
+            return self.aot.encode(frames)
+        tokens = self.guidance(frames.shape[0], audio, text_labels)
+        inserts = {int(level): insert for level, insert in self.inserts.items()}
+        skips = list(self.aot.encoder(frames))
+        for level in range(3):
+            if level in inserts:
+                skips[level] = inserts[level](skips[level], tokens)
+        # the layer3 insert reaches the LSTT through the projection as well as the decoder's 16x skip
+        proj = self.aot.encoder_projector(skips[2])
+        return skips, inserts[3](proj, tokens) if 3 in inserts else proj
 
     # ---- the video API -----------------------------------------------------------------------------------
     def start(self, frame: Tensor, audio: Tensor | None, mask_ids: Tensor, num_objects: int,
