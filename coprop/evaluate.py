@@ -195,6 +195,8 @@ class _Scorer:
 # ---------------------------------------------------------------------------------------------- driver
 def _read_gt(ds, frames: list[Frame]) -> np.ndarray:
     """GT masks [n,H,W] int64 of the clip's annotated frames, all of one size (else ``DataError``)."""
+    if not frames:
+        raise DataError(ds.root, "clip has no annotated frame to score", "pick a split with GT masks")
     masks = [ds.read_mask(fr.gt) for fr in frames]
     for fr, m in zip(frames, masks):
         if m.shape != masks[0].shape:
