@@ -19,7 +19,7 @@ _AOT_ZOO = ("the aot-benchmark model zoo (github.com/yoxu515/aot-benchmark, MODE
             "Google-Drive id 1qJDYn3Ibpquu4ffYoQmVjg1YCbr2JQep)")
 _AVSS_DRIVE = ("the AVSBench README's AVSS checkpoints (Google-Drive folder 1faSG_Hs2D2PkYeXLyRqlo-cjZ-DmggKB, "
                "files named {session}_miou_best.pth, e.g. V2_pvt_miou_best.pth)")
-_UNRELEASED = ("nowhere: the AVSBench authors never released {setting} TPAVI weights (OpenNLPLab/AVSBench issues "
+_UNRELEASED = ("none public: the AVSBench authors never released {setting} TPAVI weights (OpenNLPLab/AVSBench issues "
                "#9 and #25); train one with avs_scripts/avs_{setting_l}/train.sh, which writes "
                "{{session}}_best.pth (a raw state dict)")
 

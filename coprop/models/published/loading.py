@@ -57,8 +57,8 @@ def read_checkpoint(checkpoint, *, what: str, file_name: str, source: str) -> tu
         return unwrap_state_dict(checkpoint, where=f"{what} checkpoint (dict)"), f"{what} checkpoint (dict)"
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        raise WeightsError(f"{path}: {what} checkpoint not found. The released file is {file_name}; "
-                           f"get it from {source}, then pass its path")
+        raise WeightsError(f"{path}: {what} checkpoint not found (expected file: {file_name}). "
+                           f"Source: {source}. Pass the path of that file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated download, not a torch file, pickled classes...
