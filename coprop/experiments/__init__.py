@@ -16,7 +16,10 @@ The package, in the order its modules import each other (each imports only those
     methods     Method, ClipResult, run_method (predictions cached on disk), keyframe_logits
     scoring     score (J, F, Alignment Rates), per_frame_j, aligned_frames, clip_scores
     evaluation  Evaluation (many methods x seeds on one test set), evaluation()
-    tables      paper Tables 1, 2a, 2b, 4, 5, 6
+    statistics  two-level bootstrap (seeds x clips) intervals, paired differences, verdicts (numpy only)
+    intervals   table cells with intervals from an Evaluation's predictions, the paper's claims checked
+    tables      paper Tables 1, 2a, 2b, 4, 5, 6 and the claims each tests
+    headline    reports/headline.json (coprop demo)
     alignment   Alignment Rate tables (paper Fig. 3), per-frame object names
     figures     Fig. 3, Fig. 4, alignment timelines, stacked figures
 
@@ -27,14 +30,17 @@ from coprop.experiments.clips import (Data, choose_walkthrough_clip, gt_control_
                                       pick_clip, sounding_objects)
 from coprop.experiments.evaluation import DATASET_OF, Evaluation, evaluation
 from coprop.experiments.figures import fig3, fig4, stack_figures, timeline_figure
-from coprop.experiments.methods import BASELINE, COPROP, COPROP_GT, ClipResult, Method, keyframe_logits, run_method
+from coprop.experiments.methods import (BASELINE, COPROP, COPROP_GT, KEYFRAME_ALONE, PROPAGATOR_FROM_GT, ClipResult,
+                                        Method, keyframe_logits, run_method)
 from coprop.experiments.scoring import aligned_frames, clip_scores, per_frame_j, score
 from coprop.experiments.settings import parse_seeds, pick_device, resolve_path, set_threads
 from coprop.experiments.sources import cached_source, fit_sources
-from coprop.experiments.suite import SUITES, VARIANTS, Suite, ensure_suite, suite_config, text_labeler
-from coprop.experiments.tables import (NO_LLM, all_methods, rcpg_stand_in, table1, table1_methods, table2a,
-                                       table2a_methods, table2b, table2b_methods, table4, table4_methods, table5,
-                                       table5_methods, table6)
+from coprop.experiments.suite import (SUITES, VARIANTS, Suite, ensure_suite, prepared_data, stage_dependencies,
+                                      suite_config, text_labeler)
+from coprop.experiments.tables import (NO_LLM, all_methods, claims, core_methods, rcpg_stand_in, table1,
+                                       table1_methods, table2a, table2a_methods, table2b, table2b_methods, table4,
+                                       table4_methods, table5, table5_methods, table6)
+from coprop.experiments.headline import headline
 
 __all__ = [
     "BASELINE", "COPROP", "COPROP_GT", "DATASET_OF", "NO_LLM", "SUITES", "VARIANTS", "ClipResult", "Data",
@@ -45,4 +51,6 @@ __all__ = [
     "pick_device", "rcpg_stand_in", "resolve_path", "run_method", "score", "set_threads", "stack_figures",
     "suite_config", "table1", "table1_methods", "table2a", "table2a_methods", "table2b", "table2b_methods",
     "table4", "table4_methods", "table5", "table5_methods", "table6", "text_labeler", "timeline_figure",
+    "KEYFRAME_ALONE", "PROPAGATOR_FROM_GT", "claims", "core_methods", "headline", "prepared_data",
+    "stage_dependencies",
 ]

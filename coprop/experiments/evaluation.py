@@ -48,16 +48,25 @@ class Evaluation:
     def available(self, m: Method) -> bool:
         return not (m.source.startswith("rcpg:") and not self.has_llm)
 
-    def run(self, methods: Iterable[Method], echo: Callable = print) -> "Evaluation":
+    def seeds_of(self, m: Method) -> list[int]:
+        """The training seeds whose predictions of ``m`` are loaded (a table row's seeds)."""
+        return [s for s in self.seeds if m.key in self.results.get(s, {})]
+
+    def run(self, methods: Iterable[Method], echo: Callable = print, seeds: Sequence[int] | None = None
+            ) -> "Evaluation":
+        """Predict (or load the cached predictions of) ``methods`` for ``seeds`` (default: all of the
+        evaluation's); a seed whose suite lacks a method's model (e.g. the text-guided variant trained for
+        fewer seeds) is skipped for that method."""
         methods = [m for m in methods if self.available(m)]
-        for seed in self.seeds:
+        for seed in (self.seeds if seeds is None else seeds):
             suite = self.suites[seed]
-            needed = {m.source for m in methods if m.kind == "coprop"}
-            needed |= {"learned"} if any(m.keyframe == "text" for m in methods) else set()
+            mine = [m for m in methods if suite.has(m)]
+            needed = {m.source for m in mine if m.kind in ("coprop", "prop_gt")} - {""}
+            needed |= {"learned"} if any(m.keyframe == "text" for m in mine) else set()
             fit_sources(suite, self.data, sorted(needed), self.llm, echo)
             store = self.results.setdefault(seed, {})
             cache = None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{suite.stamp()}"
-            for m in progress(methods, desc=f"methods (seed {seed})", unit="method"):
+            for m in progress(mine, desc=f"methods (seed {seed})", unit="method"):
                 if m.key in store:
                     continue
                 t0 = time.perf_counter()
@@ -68,7 +77,7 @@ class Evaluation:
     def scores(self, m: Method, frames: str = "all") -> dict[str, float]:
         """Mean and std over seeds of J, F (in %) and Alignment Rates (in %)."""
         per_seed = [score(self.results[s][m.key], self.clips, frames, self.k,
-                          num_classes=self.suites[s].cfg.num_classes) for s in self.seeds]
+                          num_classes=self.suites[s].cfg.num_classes) for s in self.seeds_of(m)]
         out: dict[str, float] = {}
         for key in ("J", "F", "AR all", "AR near", "AR far"):
             vals = np.array([100.0 * d[key] for d in per_seed], float)
@@ -93,8 +102,9 @@ class Evaluation:
         return {r.name: r.control_points for r in self.results[seed][m.key]}
 
     def seconds_per_frame(self, m: Method) -> float:
-        res = [r for s in self.seeds for r in self.results[s][m.key]]
-        return sum(r.seconds for r in res) / max(1, sum(c.num_frames for c in self.clips) * len(self.seeds))
+        seeds = self.seeds_of(m)
+        res = [r for s in seeds for r in self.results[s][m.key]]
+        return sum(r.seconds for r in res) / max(1, sum(c.num_frames for c in self.clips) * len(seeds))
 
 
 def evaluation(run_dir: str | Path, data: Data, seeds: Sequence[int], max_clips: int = -1,

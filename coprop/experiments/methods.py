@@ -17,7 +17,9 @@ from coprop.experiments.suite import Suite
 class Method:
     """One way to segment a clip. kind 'baseline' = the simultaneous model; 'coprop' = control points from
     ``source`` -> keyframes by ``keyframe`` ('ft' | 'stage1' | 'baseline' | 'text') -> ``propagator``
-    ('l4' | 'l1' | 'l0' audio-insert levels)."""
+    ('l4' | 'l1' | 'l0' audio-insert levels). Two reference methods isolate the stages: 'keyframe' = the
+    ``keyframe`` model on every frame on its own (no propagation), 'prop_gt' = the ``propagator`` started from the
+    GT mask at every GT control point (no keyframe model, no control-point error)."""
 
     label: str
     kind: str = "coprop"
@@ -29,12 +31,18 @@ class Method:
     def key(self) -> str:
         if self.kind == "baseline":
             return "baseline"
+        if self.kind == "keyframe":
+            return f"kf-{self.keyframe}_every-frame"
+        if self.kind == "prop_gt":
+            return f"gt-keyframes_cp-gt_prop-{self.propagator}"
         return f"kf-{self.keyframe}_cp-{self.source.replace(':', '-')}_prop-{self.propagator}"
 
 
 BASELINE = Method("Simultaneous baseline", kind="baseline")
 COPROP = Method("Co-Prop")
 COPROP_GT = Method("Co-Prop + GT control points", source="gt")
+KEYFRAME_ALONE = Method("Keyframe Processor alone (every frame)", kind="keyframe", source="")
+PROPAGATOR_FROM_GT = Method("Propagator from GT keyframes (GT control points)", kind="prop_gt", source="gt")
 
 
 @dataclass
@@ -56,13 +64,46 @@ def _predict(method: Method, suite: Suite, clip, cp: list[int] | None) -> torch.
             a = prepare_audio(clip)[None]
             out = model(x, a)[0].float()
         return resize_logits(out, clip.size)
+    if method.kind == "keyframe":
+        return keyframe_logits(suite, clip, [1] * clip.num_frames, method.keyframe)
     from coprop.pipeline import CoProp
+
+    if method.kind == "prop_gt":
+        return _propagate_from_gt(suite.propagator(method.propagator), cfg, clip, cp)
 
     pipe = CoProp(suite.keyframe_model(method.keyframe), suite.propagator(method.propagator),
                   suite.sources.get(method.source), cfg, labeler=suite.labeler(method.keyframe))
     with torch.no_grad():
         pred = pipe.predict(clip, control_points=cp)
     return torch.as_tensor(pred.logits).float()
+
+
+def _propagate_from_gt(propagator, cfg, clip, cp: list[int]) -> torch.Tensor:
+    """The propagator alone: at every control point ``cp`` (the GT ones) it restarts from the GT mask, given as
+    saturated keyframe logits, and propagates it to the following frames of the segment."""
+    import numpy as np
+
+    from coprop.pipeline import CoProp
+
+    K = cfg.num_classes
+    gt = torch.as_tensor(np.asarray(clip.masks)).long()
+    pipe = CoProp(lambda image, audio: None, propagator, None, cfg, keyframe_level="image")
+    audio = None
+    if pipe.guidance == "audio":
+        from coprop.models.common import prepare_audio
+
+        audio = prepare_audio(clip, pipe.device)
+    stream = pipe.stream(cp)
+    outs = []
+    with torch.no_grad():
+        for t in range(clip.num_frames):
+            key = None
+            if cp[t]:
+                onehot = gt[t][None].float() if K == 1 else \
+                    torch.nn.functional.one_hot(gt[t], K).permute(2, 0, 1).float()
+                key = (onehot * 2 - 1) * 20.0    # logits that threshold / argmax back to the GT mask exactly
+            outs.append(stream.push(clip.frames[t], None if audio is None else audio[t], keyframe_logits=key))
+    return torch.stack(outs).float()
 
 
 def _cache_file(cache: Path | None, method: Method, clip_name: str) -> Path | None:
@@ -73,7 +114,11 @@ def run_method(method: Method, suite: Suite, clips: list, cache: Path | None = N
                control_points: dict[str, list[int]] | None = None) -> list[ClipResult]:
     """Predict every clip (cached on disk under ``cache``/<method key>/ as float16 logits)."""
     out = []
-    needs_cp = method.kind == "coprop"
+    needs_cp = method.kind in ("coprop", "prop_gt")
+    if method.kind == "prop_gt":
+        from coprop.experiments.clips import gt_control_points
+
+        control_points = {c.name: gt_control_points(c) for c in clips}
     if needs_cp and control_points is None:
         src = suite.sources.get(method.source)
         if src is None:
@@ -86,7 +131,8 @@ def run_method(method: Method, suite: Suite, clips: list, cache: Path | None = N
             d = torch.load(f, weights_only=True)
             out.append(ClipResult(clip.name, d["logits"].float(), d["cp"].tolist(), float(d["seconds"])))
             continue
-        cp = control_points[clip.name] if needs_cp else [1] + [0] * (clip.num_frames - 1)
+        cp = control_points[clip.name] if needs_cp else \
+            [1] * clip.num_frames if method.kind == "keyframe" else [1] + [0] * (clip.num_frames - 1)
         t0 = time.perf_counter()
         logits = _predict(method, suite, clip, cp if needs_cp else None)
         res = ClipResult(clip.name, logits, cp, time.perf_counter() - t0)

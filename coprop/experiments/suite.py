@@ -25,23 +25,32 @@ from coprop.experiments.clips import Data
 from coprop.experiments.settings import pick_device, resolve_path
 
 
-# Per suite preset: model input size, and overrides of coprop.train.PRESETS[<suite>] per stage. The demo sizes
-# keep all 8 models of a suite within about 5 minutes on the 2-core CPU with one torch thread (coprop demo's
-# 20-minute budget covers data, training, evaluation and every notebook).
+# Per suite preset: model input size, validation clips, and overrides of coprop.train.PRESETS[<suite>] per stage.
+# The demo's budget is in optimizer steps (epochs x max_steps_per_epoch; an epoch is then a fresh random draw of
+# that many batches from the 1000 training clips, validated at its end), sized with benchmarks/learning_curves.py
+# so that every model of Tables 1 and 2a, for three training seeds, trains within coprop demo's budget on two
+# cores (two single-threaded training processes, coprop.train.jobs).
 SUITES: dict[str, dict[str, Any]] = {
-    "smoke": dict(image_size=64, max_train_clips=None, train={}),
-    "demo": dict(image_size=64, max_train_clips=None, train={
-        "keyframe": dict(epochs=6, checkpoint_every=30),
-        "keyframe_ft": dict(epochs=4, checkpoint_every=0),
-        "propagator": dict(epochs=10, checkpoint_every=12),
-        "baseline": dict(epochs=10, checkpoint_every=12)}),
-    "paper": dict(image_size=None, max_train_clips=None, train={}),   # None: the model config's size (224)
+    "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, train={}),
+    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, train={
+        "keyframe": dict(epochs=6, max_steps_per_epoch=200, checkpoint_every=100),        # 1200 steps, batch 4
+        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=100, checkpoint_every=0),       # 200 steps
+        "propagator": dict(epochs=4, max_steps_per_epoch=100, checkpoint_every=100),      # 400 steps, batch 1
+        "baseline": dict(epochs=4, max_steps_per_epoch=200, checkpoint_every=100)}),      # 800 steps, batch 1
+    "paper": dict(image_size=None, max_train_clips=None, val_clips=8, train={}),   # None: the config's size (224)
 }
+# ``init``: the weights (<variant>/<stage> of the same seed) whose image backbone starts a stage, so every
+# propagator and the baseline start from the same fine-tuned keyframe encoder (standing in for the pretrained
+# encoders of paper 4.2), and the text-guided keyframe model from the audio-guided one's stage-1 encoder.
+# ``train``: per suite, per-stage overrides on top of SUITES (the text-guided model, its encoder given, gets half
+# the audio-guided model's stage-1 steps).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline")),
-    "aip1": dict(cfg=dict(audio_insert_levels=1), stages=("propagator",)),
-    "aot": dict(cfg=dict(audio_insert_levels=0), stages=("propagator",)),
-    "text": dict(cfg=dict(guidance="text"), stages=("keyframe", "keyframe_ft")),
+    "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline"),
+                 init={"propagator": "main/keyframe_ft", "baseline": "main/keyframe_ft"}),
+    "aip1": dict(cfg=dict(audio_insert_levels=1), stages=("propagator",), init={"propagator": "main/keyframe_ft"}),
+    "aot": dict(cfg=dict(audio_insert_levels=0), stages=("propagator",), init={"propagator": "main/keyframe_ft"}),
+    "text": dict(cfg=dict(guidance="text"), stages=("keyframe", "keyframe_ft"), init={"keyframe": "main/keyframe"},
+                 train={"demo": {"keyframe": dict(epochs=3)}}),
 }
 
 
@@ -66,10 +75,51 @@ def _finished(run: Path, stage: str) -> bool:
     return stage in json.loads((run / CONFIG).read_text()).get("stages", {})
 
 
-def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "smoke", model_config: str = "tiny",
-                 variants: Iterable[str] = tuple(VARIANTS), device: str = "auto", echo: Callable = print) -> Path:
-    """Train every missing model of ``variants`` for training seed ``seed`` into ``run_dir/seed<seed>/``."""
+def stage_dependencies(variant: str, stage: str) -> list[tuple[str, str]]:
+    """The (variant, stage) models that must be trained before this one: earlier keyframe stages of the variant
+    and the model its backbone starts from (``VARIANTS[variant]['init']``)."""
+    stages = VARIANTS[variant]["stages"]
+    deps = [(variant, s) for s in stages[:stages.index(stage)] if s in ("keyframe", "keyframe_ft")]
+    init = VARIANTS[variant].get("init", {}).get(stage)
+    if init:
+        deps.append(tuple(init.split("/", 1)))
+    return list(dict.fromkeys(deps))
+
+
+def _stage_overrides(suite: str, variant: str, stage: str) -> dict[str, Any]:
+    return {**SUITES[suite]["train"].get(stage, {}), **VARIANTS[variant].get("train", {}).get(suite, {}).get(stage, {})}
+
+
+_PREPARED: dict[tuple, tuple] = {}   # (data key, suite, image size) -> prepared clips, kept for the process
+
+
+def prepared_data(data: Data, suite: str, image_size: int) -> tuple:
+    """(train, val, vocabulary, per-frame label ids): the suite's training and validation clips decoded and
+    resized once per process (forked training workers share them, see coprop.train.jobs), and what the
+    text-guided variant needs (the sounding category of every training frame as an index into the vocabulary)."""
     from coprop import train as T
+
+    key = (data.key(), suite, image_size)
+    if key not in _PREPARED:
+        train_clips = data.split("train", SUITES[suite]["max_train_clips"])
+        val_clips = data.split("val", SUITES[suite]["val_clips"])
+        tr = T.prepare(train_clips, image_size, "preparing train clips")
+        va = T.prepare(val_clips, image_size, "preparing val clips")
+        va.mode, va.class_names = tr.mode, tr.class_names
+        vocab = sorted({lab for c in train_clips for lab in (frame_labels(c) or [])})
+        labels = [[vocab.index(lab) for lab in (frame_labels(c) or ["silence"] * c.num_frames)]
+                  for c in train_clips] if vocab else []
+        _PREPARED[key] = (tr, va, vocab, labels)
+    return _PREPARED[key]
+
+
+def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "smoke", model_config: str = "tiny",
+                 variants: Iterable[str] = tuple(VARIANTS), device: str = "auto", echo: Callable = print,
+                 only: Iterable[tuple[str, str]] | None = None) -> Path:
+    """Train every missing model of ``variants`` for training seed ``seed`` into ``run_dir/seed<seed>/``, in
+    stage order (``only``: just these (variant, stage) models, e.g. one job of coprop demo's parallel plan)."""
+    from coprop import train as T
+    from coprop.train.run import WEIGHTS
 
     base = resolve_path(run_dir) / f"seed{seed}"
     info = {"data_root": data.data_root, "synthetic_preset": data.synthetic_preset, "subset": data.subset,
@@ -78,25 +128,23 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
         from coprop.io import write_json
 
         write_json(base / "suite.json", info)   # what infer needs to refit the control-point detector
-    todo = [(v, s) for v in variants for s in VARIANTS[v]["stages"] if not _finished(base / v, s)]
+    wanted = None if only is None else {tuple(x) for x in only}
+    todo = [(v, s) for v in variants for s in VARIANTS[v]["stages"]
+            if (wanted is None or (v, s) in wanted) and not _finished(base / v, s)]
     if not todo:
         return base
     t_start = time.perf_counter()
-    train_clips = data.split("train", SUITES[suite]["max_train_clips"])
-    val_clips = data.split("val", 8)
-    vocab = sorted({lab for c in train_clips for lab in (frame_labels(c) or [])})
-    prepared: dict[int, Any] = {}
     for variant, stage in todo:
+        tr, va, vocab, labels = prepared_data(data, suite, suite_config(model_config, suite, variant).image_size)
         cfg = suite_config(model_config, suite, variant, len(vocab))
-        if cfg.image_size not in prepared:
-            tr = T.prepare(train_clips, cfg.image_size, "preparing train clips")
-            va = T.prepare(val_clips, cfg.image_size, "preparing val clips")
-            va.mode, va.class_names = tr.mode, tr.class_names
-            prepared[cfg.image_size] = (tr, va)
-        tr, va = prepared[cfg.image_size]
         p = T.stage_params(suite, stage, seed=seed, device=pick_device(device),
-                           **SUITES[suite]["train"].get(stage, {}))
+                           **_stage_overrides(suite, variant, stage))
         out = base / variant
+        init = VARIANTS[variant].get("init", {}).get(stage)
+        init_file = base / init.split("/")[0] / WEIGHTS[init.split("/")[1]] if init else None
+        if init_file is not None and not init_file.is_file():
+            raise ConfigError(f"{init_file}: {variant}/{stage} starts from the {init} model, which is not trained "
+                              f"yet; train it first (ensure_suite over all variants does, in order)")
         t0 = time.perf_counter()
         echo(f"  training {variant}/{stage} (seed {seed}, suite {suite}) ...")
         if variant == "aot" and cfg.propagator == "r50_aotl":
@@ -104,10 +152,12 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
 
             published_propagator(cfg, out)     # the paper config's AOT rows use the released weights unmodified
         elif variant == "text":
-            _train_text_keyframe(cfg, stage, train_clips, tr, out, p, vocab)
+            _train_text_keyframe(cfg, stage, labels, tr, out, p, vocab, init_file)
+        elif stage in ("propagator", "baseline"):
+            fn = T.train_propagator if stage == "propagator" else T.train_baseline
+            fn(cfg, tr, va, out, params=p, init_backbone=init_file)
         else:
-            fn = {"keyframe": T.train_keyframe, "keyframe_ft": T.finetune_keyframe,
-                  "propagator": T.train_propagator, "baseline": T.train_baseline}[stage]
+            fn = T.train_keyframe if stage == "keyframe" else T.finetune_keyframe
             fn(cfg, tr, va, out, params=p)
         echo(f"  trained {variant}/{stage} in {time.perf_counter() - t0:.0f} s")
     echo(f"suite seed {seed}: {len(todo)} model(s) trained in {time.perf_counter() - t_start:.0f} s -> {base}")
@@ -131,8 +181,11 @@ class _Labelled(torch.utils.data.Dataset):
         return {**self.frames[i], "label": torch.tensor(self.labels[ci][t])}
 
 
-def _train_text_keyframe(cfg, stage: str, clips, prepared, out: Path, params, vocab: list[str]) -> None:
-    """The text-guided Keyframe Processor with coprop.train's loop (its stage functions feed no labels)."""
+def _train_text_keyframe(cfg, stage: str, labels: list[list[int]], prepared, out: Path, params, vocab: list[str],
+                         init: Path | None = None) -> None:
+    """The text-guided Keyframe Processor with coprop.train's loop (its stage functions feed no labels).
+    ``labels``: per training clip and frame, the vocabulary index of what sounds; ``init``: the weights whose
+    image backbone starts stage 1."""
     from coprop.train import checkpoint as ck
     from coprop.train.data import FrameSamples, is_keyframe
     from coprop.train.loop import fit, seed_everything
@@ -142,12 +195,13 @@ def _train_text_keyframe(cfg, stage: str, clips, prepared, out: Path, params, vo
     if not vocab:
         raise ConfigError("the text-guided variant needs per-frame category labels in the training clips "
                           "(synthetic meta['sounding'] or meta['category'])")
-    labels = [[vocab.index(lab) for lab in (frame_labels(c) or ["silence"] * c.num_frames)] for c in clips]
     frames = FrameSamples(prepared, seed=params.seed, select=is_keyframe if stage == "keyframe_ft" else None)
     seed_everything(params.seed)
     model = build_model("keyframe", cfg)
     if stage == "keyframe_ft":
         ck.load_weights(out / WEIGHTS["keyframe"], model)
+    elif init is not None:
+        ck.load_submodule(init, model, "backbone.")
     t0 = time.perf_counter()
     res = fit(KeyframeStep(model, cfg.num_classes), _Labelled(frames, labels), lambda net, b: net(b), params,
               out, stage)
@@ -223,6 +277,16 @@ class Suite:
         if "learned" not in self.sources:
             raise ConfigError("the text-guided variant needs the fitted 'learned' source (its category classifier)")
         return text_labeler(self.sources["learned"], self._text_run().config["stages"]["keyframe"]["vocab"])
+
+    def has(self, method) -> bool:
+        """Does this seed's suite hold every model ``method`` (a methods.Method) needs?"""
+        need = {"main"}
+        if method.kind not in ("baseline",):
+            if method.kind != "prop_gt" and method.keyframe == "text":
+                need.add("text")
+            if method.kind != "keyframe":
+                need.add({"l4": "main", "l1": "aip1", "l0": "aot"}[method.propagator])
+        return need <= set(self.runs)
 
     def propagator(self, which: str):
         return self.runs[{"l4": "main", "l1": "aip1", "l0": "aot"}[which]].require("propagator")
