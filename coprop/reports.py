@@ -30,14 +30,19 @@ class RunOutput:
     def data_note(self) -> str:
         return SYNTHETIC_NOTE if self.synthetic else "Data: AVSBench."
 
-    def table(self, df, name: str, caption: str = "", digits: int | None = None, **fmt):
-        """Write ``name.csv`` (every number at full precision) and ``name.md`` (the reader's table: caption, data
-        note, formatted cells, footnotes; see ``coprop.report_tables.format_table``, which gets ``digits`` and
-        ``fmt``). Returns the ReaderTable, so a cell that ends with this call shows the table with its caption."""
+    def table(self, df, name: str, caption: str = "", digits: int | None = None, columns=None, **fmt):
+        """Write ``name.csv`` (every column, every number at full precision) and ``name.md`` (the reader's table:
+        caption, data note, formatted cells, footnotes; see ``coprop.report_tables.format_table``, which gets
+        ``digits`` and ``fmt``; ``columns`` limits the reader's table to those columns, with their ``_lo``/``_hi``
+        and ``std`` companions). Returns the ReaderTable, so a cell ending with this call shows the table."""
         from coprop.report_tables import format_table
 
         with atomic_path(self.dir / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
+        if columns is not None:
+            keep = [c for c in df.columns if c in columns or any(
+                str(c) in (f"{k}_lo", f"{k}_hi", f"{k} std") for k in columns)]
+            df = df[keep]
         shown = format_table(df, relative_paths(caption), data_note=self.data_note, digits=digits, **fmt)
         write_text(self.dir / f"{name}.md", shown.to_markdown())
         return shown

@@ -2,10 +2,11 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: tags,-all
-#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,10 +27,17 @@
 # source after a conversion, or to jump to the new one too early. This notebook follows one clip with a
 # conversion through every stage. Data: the synthetic source-conversion benchmark unless `data_root` points at
 # AVSBench; models: tiny CPU models trained here on first use (or by `coprop demo` into `runs/demo`).
+#
+# **Which clip, and why.** With `clip_index = -1` the clip is chosen by a rule
+# (`coprop.experiments.choose_walkthrough_clip`): the first test clip whose sounding object is *replaced by a
+# different object* (A → B, with frames left after the conversion) — exactly the moment a simultaneous model gets
+# wrong. If no clip has one, the first clip whose sounding set changes (A → A+B), then the first with any change
+# (e.g. silence → sound). The next cell prints the clip and the reason; set `clip_index` to follow another clip.
 
 # %%
 from coprop import experiments as E
 from coprop import viz
+from coprop.paths import display_path
 from coprop.data.audio import clip_logmel
 from coprop.reports import RunOutput
 from coprop.widgets import Viewer
@@ -40,7 +48,7 @@ synthetic_preset: str = "smoke"  # synthetic preset generated on demand when dat
 output_dir: str = "reports/_scratch/00_walkthrough"  # where tables, figures and metrics.json go
 seed: int = 0  # random seed (the synthetic data and the training seed)
 subset: str = "ms3"  # s4 | ms3 | avss
-clip_index: int = -1  # test clip to follow (-1: the first one with a source conversion)
+clip_index: int = -1  # test clip to follow (-1: chosen by the rule above: a conversion between two objects)
 run_dir: str = "runs/smoke"  # trained models, missing ones are trained here (coprop demo: runs/demo)
 suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
 model_config: str = "tiny"  # tiny (CPU, random init) | paper (GPU, local weight files)
@@ -53,10 +61,13 @@ data = E.Data(data_root, synthetic_preset, subset, seed)
 out = RunOutput(output_dir, synthetic=data.synthetic)
 E.ensure_suite(run_dir, data, seed, suite, model_config, variants=("main",), device=device)
 models = E.Suite.load(run_dir, seed, E.pick_device(device))
-clip = E.pick_clip(data.split("test"), clip_index)
+clip, why = E.choose_walkthrough_clip(data.split("test"), clip_index)
 gt_cp = E.gt_control_points(clip)
+print(f"data: {display_path(data.root)}; models: {display_path(E.resolve_path(run_dir))}")
 print(f"clip {clip.name}: {clip.num_frames} frames of {clip.size[0]}x{clip.size[1]} px, "
-      f"{len(clip.waveform) / 16000:.2f} s of audio, GT control points {gt_cp}")
+      f"{len(clip.waveform) / 16000:.2f} s of audio, GT control points at frames "
+      f"{[t for t, c in enumerate(gt_cp) if c]}")
+print("why this clip:", why)
 print("sounding per frame:", clip.meta.get("sounding"))
 
 # %% [markdown]
@@ -87,9 +98,10 @@ out.figure(fig, "audio")
 # %%
 E.fit_sources(models, data, ["gt", "cosine", "learned"])
 cps = {name: list(models.sources[name](clip)) for name in ("gt", "cosine", "learned")}
+for name, cp in cps.items():
+    print(f"{name:>8}: control points at frames {[t for t, c in enumerate(cp) if c]}")
 out.figure(viz.control_point_timeline(cps, title="control points: each segment is one keyframe + propagation"),
            "control_points")
-cps
 
 # %% [markdown]
 # ## 4. Keyframes: the Keyframe Processor on each control point
@@ -115,21 +127,27 @@ out.figure(viz.mask_grid(clip.frames, {"GT": clip.masks, **{k: r.logits for k, r
 
 # %% [markdown]
 # ## 6. Masks against GT
-# Per-frame Jaccard (J) of each method; dotted lines are the learned control points.
+# Per-frame Jaccard (J, in %) of each method; dotted lines are the learned control points. On a frame whose GT
+# is empty (nothing sounds) J is the share of pixels predicted background (AVSBench's rule).
 
 # %%
 pfj = {name: E.per_frame_j(r, clip) for name, r in runs.items()}
 out.figure(viz.j_per_frame(pfj, cps["learned"]), "masks_vs_gt")
 scores = E.clip_scores(runs, clip)
-out.table(scores, "walkthrough_scores", caption=f"One clip ({clip.name}): J, F and Alignment Rate in %.",
-          digits=2)
-scores
+out.table(scores, "walkthrough_scores", caption=f"One clip ({clip.name}): J, F and Alignment Rate in %; "
+          "seconds = prediction time on this machine.")
+
+# %% [markdown]
+# ## 7. The clip viewer
+# In JupyterLab (or the classic Notebook) this is a live widget: move the frame slider to see every method's
+# mask, the control-point timeline, the per-frame J and the audio from that frame on. In headless runs (the
+# runner, papermill, tests, CI) the same view is drawn once as a static picture.
 
 # %%
 viewer = Viewer(clip, {k: r.logits for k, r in runs.items()}, control_points=cps, per_frame_j=pfj)
-out.figure(viewer.static(), "viewer")
+out.figure(viewer.static(), "viewer", show=False)   # the report's PNG; the cell shows the viewer itself
 viewer
 
 # %%
-out.metrics(clip=clip.name, **{f"J_{k}": v for k, v in zip(("baseline", "coprop", "coprop_gt"), scores["J %"])},
+out.metrics(clip=clip.name, clip_reason=why, **{f"J_{k}": v for k, v in zip(("baseline", "coprop", "coprop_gt"), scores["J %"])},
             units="percent")

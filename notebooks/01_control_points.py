@@ -2,7 +2,6 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: tags,-all
-#     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -37,6 +36,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pandas as pd
+from IPython.display import display
 
 from coprop import paper_numbers, viz
 from coprop.controlpoints import annotate
@@ -44,6 +44,7 @@ from coprop.controlpoints.annotate_plots import control_point_raster
 from coprop.data import open_dataset
 from coprop.data.synth import is_synthetic, resolve_root
 from coprop.errors import DataError
+from coprop.paths import display_path
 from coprop.reports import RunOutput
 
 # %% tags=["parameters"]
@@ -61,7 +62,7 @@ raster_clips: int = 40               # at most this many clips per raster
 root = resolve_root(data_root, synthetic_preset, seed)
 synthetic = is_synthetic(root)
 out = RunOutput(output_dir, synthetic=synthetic)
-print(out.data_note, "\nroot:", root)
+print(out.data_note, "\nroot:", display_path(root))
 datasets = {"S4-style": open_dataset(root, "s4", split), "MS3-style": open_dataset(root, "ms3", split)}
 try:
     datasets["AVSS-style"] = open_dataset(root, "avss", split)
@@ -79,10 +80,9 @@ records["MOC-style"] = [r for r in records["MS3-style"] if r["change"]]
 # %%
 order = ["S4-style", "MS3-style", "MOC-style"] + [n for n in records if n == "AVSS-style"]
 table3 = annotate.table3_from_records({n: records[n] for n in order})
-out.table(table3, "table3", caption=f"Table 3 statistics of the {split} split, GT control points "
-                                    f"(iou_threshold={iou_threshold}, area_floor={area_floor})")
-out.table(paper_numbers.paper_table("3"), "table3_paper", caption="Paper Table 3 (real AVSBench test sets)")
-table3
+display(out.table(table3, "table3", caption=f"Table 3 statistics of the {split} split, GT control points "
+                                            f"(iou_threshold={iou_threshold}, area_floor={area_floor})."))
+out.table(paper_numbers.paper_table("3"), "table3_paper", caption="Paper Table 3 (real AVSBench test sets).")
 
 # %% [markdown]
 # ## Control points per clip
@@ -123,8 +123,10 @@ for name in order:
                      "true changes": true_cp, "found by mask rule": found})
 agreement = pd.DataFrame(rows)
 if rows:
-    out.table(agreement, "mask_rule_vs_schedule", caption="GT control points from masks vs the synthetic schedule")
-agreement
+    display(out.table(agreement, "mask_rule_vs_schedule",
+                      caption="GT control points from masks vs the synthetic schedule."))
+else:
+    print("not synthetic data: no sounding schedule to compare with")
 
 # %% [markdown]
 # ## What the audio of a frame hears (synthetic data only)
@@ -135,8 +137,10 @@ agreement
 # %%
 windows = annotate.audio_window_table({n: records[n] for n in order if n != "MOC-style"})
 if len(windows):
-    out.table(windows, "audio_windows", caption="0.96 s audio windows near (+-1 frame) and far from GT control points")
-windows
+    display(out.table(windows, "audio_windows",
+                      caption="0.96 s audio windows near (±1 frame) and far from GT control points."))
+else:
+    print("not synthetic data: no sounding schedule to compare with")
 
 # %% [markdown]
 # ## Keyframe subset (fine-tuning set of the Keyframe Processor)
@@ -147,7 +151,8 @@ for subset in ("s4", "ms3"):
     ds = open_dataset(root, subset, keyframe_split)
     keys = annotate.keyframe_subset(ds)
     key_counts[subset] = {"clips": len(ds), "keyframes": len(keys)}
-key_counts
+out.table(pd.DataFrame([{"subset": k, **v} for k, v in key_counts.items()]), "keyframe_subset",
+          caption=f"Keyframe subset of the {keyframe_split} split: frames with a GT control point and a GT mask.")
 
 # %%
 summary = {f"{n}_{k}": v for n, row in table3.set_index("Dataset").iterrows()
@@ -157,5 +162,4 @@ out.metrics(**summary, split=split, iou_threshold=iou_threshold, area_floor=area
             keyframes=key_counts, keyframe_split=keyframe_split,
             mask_rule_exact_pct={r["Dataset"]: r["exact list match (%)"] for r in rows},
             audio_windows=windows.to_dict(orient="records"),
-            root=str(root), synthetic_preset=synthetic_preset if synthetic else None, seed=seed)
-summary
+            root=display_path(root), synthetic_preset=synthetic_preset if synthetic else None, seed=seed)

@@ -2,7 +2,6 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: tags,-all
-#     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -44,6 +43,7 @@ from coprop.controlpoints.retrieval import RetrievalStore
 from coprop.controlpoints.detectors import GTSource
 from coprop.data import open_dataset
 from coprop.data.synth import is_synthetic, resolve_root
+from coprop.paths import display_path
 from coprop.reports import RunOutput
 
 # %% tags=["parameters"]
@@ -71,7 +71,7 @@ train = open_dataset(root, subset, "train")
 clips = list(open_dataset(root, subset, split))
 clips = clips[:max_clips] if max_clips else clips
 out = RunOutput(output_dir, synthetic=is_synthetic(root))
-print(f"{subset}: {len(train)} training clips, {len(clips)} {split} clips from {root}")
+print(f"{subset}: {len(train)} training clips, {len(clips)} {split} clips from {display_path(root)}")
 
 # %% [markdown]
 # ## The three prompt variants for one clip
@@ -83,7 +83,7 @@ print(f"{subset}: {len(train)} training clips, {len(clips)} {split} clips from {
 prompts = PromptSet.load(prompts_path or None)
 store = RetrievalStore.from_clips(train, GTSource(), synonyms=prompts.synonyms)
 shown = compare.prompt_variants(clips[clip_index], prompts, store, k=k)
-print(f"templates: {prompts.path}\nclip: {clips[clip_index].name}\n{shown['retrieval']}")
+print(f"templates: {display_path(prompts.path)}\nclip: {clips[clip_index].name}\n{shown['retrieval']}")
 for variant in ("1-step", "3-step", "3-step+retrieval"):
     print(f"\n===== {variant} =====\n{shown[variant]}")
 
@@ -103,16 +103,13 @@ scores = compare.compare(predictions, clips, tolerances=(0, 1))
 
 # %%
 table = compare.table_2b(scores, llm_ran=llm is not None)
+out.table(scores, "control_points_scores", caption="All scores, overall ('all') and per category.")
 out.table(table, "control_points_table2b",
           caption=f"Control-point sources vs GT on {subset} {split} ({len(clips)} clips): boundary F1 at tolerance "
                   "0 and 1 frame, precision/recall at 1, exact-list accuracy. " + what)
-out.table(scores, "control_points_scores", caption="All scores, overall ('all') and per category.")
-table
 
 # %%
-fig = compare.plot_category_f1(scores, tolerance=1)
-out.figure(fig, "category_f1")
-fig
+out.figure(compare.plot_category_f1(scores, tolerance=1), "category_f1")
 
 # %% [markdown]
 # ## What the LLM did (only with a backend): fallbacks, parser repairs, cache use, one dialogue

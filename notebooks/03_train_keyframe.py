@@ -2,7 +2,6 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: tags,-all
-#     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -40,6 +39,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless-safe; figures are also saved as PNG
 
 from coprop.data.synth import is_synthetic, resolve_root
+from coprop.paths import display_path
 from coprop.reports import RunOutput
 from coprop.train import default_run_dir, load_run, train_all
 from coprop.train.report import history_frame, plot_history, summarise
@@ -65,7 +65,7 @@ resume: bool = True            # continue from the run folder's checkpoints
 root = resolve_root(data_root or None, synthetic_preset, seed)
 out = RunOutput(output_dir, synthetic=is_synthetic(root))
 run_path = run_dir or str(default_run_dir(subset, config_name, preset, seed))
-print(f"data: {root} ({subset}), run folder: {run_path}")
+print(f"data: {display_path(root)} ({subset}), run folder: {display_path(run_path)}")
 
 # %% [markdown]
 # ## Train: all annotated frames, then the keyframe subset
@@ -86,10 +86,8 @@ results = train_all(root, subset, run_path, preset=preset, config=config_name, s
 
 # %%
 history = history_frame(run_path, ["keyframe", "keyframe_ft"])
+out.figure(plot_history(history, title=f"Keyframe Processor on {subset}"), "training_curves")
 out.table(history, "train_history", caption="Keyframe Processor: training loss and validation J/F per epoch.")
-fig = plot_history(history, title=f"Keyframe Processor on {subset}")
-out.figure(fig, "training_curves")
-history
 
 # %%
 summary = summarise(results)

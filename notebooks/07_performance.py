@@ -2,7 +2,6 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: tags,-all
-#     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -36,6 +35,7 @@ matplotlib.use("Agg")
 from pathlib import Path
 
 from coprop import perf
+from coprop.paths import display_path
 from coprop.reports import RunOutput
 
 # %% tags=["parameters"]
@@ -71,37 +71,34 @@ else:
                        "--no-isolate"], bench_dir)
 memory = perf.load_results(memory_path, "memory_vs_length")
 throughput = perf.load_results(throughput_path, "throughput")
-print(f"memory results: {memory_path}\nthroughput results: {throughput_path}")
+print(f"memory results: {display_path(memory_path)}\nthroughput results: {display_path(throughput_path)}")
 
 # %% [markdown]
 # ## Memory vs clip length
 # Log-log. Crosses mark cases that ran out of memory or were predicted to pass the memory cap (drawn at the cap).
 
 # %%
-fig = perf.plot_memory_vs_length(memory)
-out.figure(fig, "memory_vs_length")
-out.table(memory, "memory_vs_length", caption=f"Peak memory and ms/frame vs T, from {memory_path}")
-memory[["config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status"]]
+out.figure(perf.plot_memory_vs_length(memory), "memory_vs_length")
+out.table(memory, "memory_vs_length", caption=f"Peak memory (MB) and ms per frame vs clip length T, from "
+          f"{display_path(memory_path)} (the CSV beside this table has every column).",
+          columns=["config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status"])
 
 # %%
 memory_targets = perf.load_targets(memory_path)
-out.table(memory_targets, "memory_targets", caption="Memory targets")
-memory_targets
+out.table(memory_targets, "memory_targets", caption="Memory targets.")
 
 # %% [markdown]
 # ## Throughput
 
 # %%
-fig = perf.plot_throughput(throughput)
-out.figure(fig, "throughput")
-out.table(throughput, "throughput", caption=f"Frames per second, from {throughput_path}")
-throughput[["config", "component", "dtype", "batch", "fps", "unit", "status"]]
+out.figure(perf.plot_throughput(throughput), "throughput")
+out.table(throughput, "throughput", caption=f"Throughput, from {display_path(throughput_path)} (the CSV beside "
+          "this table has every column).", columns=["config", "component", "dtype", "batch", "fps", "unit", "status"])
 
 # %%
 throughput_targets = perf.load_targets(throughput_path)
-out.table(throughput_targets, "throughput_targets", caption="Throughput targets")
-out.metrics(memory_csv=str(memory_path), throughput_csv=str(throughput_path),
+out.metrics(memory_csv=display_path(memory_path), throughput_csv=display_path(throughput_path),
             memory_cases_ok=int((memory["status"] == "ok").sum()),
             throughput_cases_ok=int((throughput["status"] == "ok").sum()),
             device=str(memory["device"].iloc[0]))
-throughput_targets
+out.table(throughput_targets, "throughput_targets", caption="Throughput targets.")

@@ -20,22 +20,24 @@ def history_frame(run_dir: str | Path, stages: list[str] | None = None):
 
 
 def plot_history(df, title: str = ""):
-    """Loss (left) and validation J / F (right) per epoch, one line per stage."""
+    """Loss (left) and validation J / F in % (right) per epoch, one line per stage; legends below the axes."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
     for stage, rows in df.groupby("stage", sort=False):
         label = _LABELS.get(stage, stage)
         ax_loss.plot(rows["epoch"], rows["loss"], marker="o", label=label)
         for metric, style in (("val_J", "-"), ("val_F", "--")):
             if metric in rows and rows[metric].notna().any():
-                ax_val.plot(rows["epoch"], rows[metric], style, marker="o", label=f"{label}: {metric[4:]}")
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax_val.set(xlabel="epoch", ylabel="score", title="validation J and F", ylim=(0, 1))
+                ax_val.plot(rows["epoch"], 100 * rows[metric], style, marker="o", label=f"{label}: {metric[4:]}")
+    ax_loss.set(xlabel="epoch", ylabel="training loss (mean per step)", title="loss")
+    ax_val.set(xlabel="epoch", ylabel="validation J and F (%)", title="validation J and F", ylim=(0, 100))
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        if ax.get_legend_handles_labels()[0]:   # below the axes, off the curves
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
