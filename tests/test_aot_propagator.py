@@ -153,3 +153,14 @@ def test_train_cli_checks_the_aot_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         train_cli.cli(["propagator", "--config", "paper", "--aot-weights", str(tmp_path / "none.pth")])
     assert e.value.code == 2 and "none.pth: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_paper_propagator_in_the_pipeline():
+    """CoProp streams with the AOT propagator as with the tiny one (64 px, random AOT weights): stream equal to
+    predict, memory bounded (the check of tests/test_pipeline.py)."""
+    import test_pipeline as tp
+
+    torch.manual_seed(0)
+    prop = build_propagator(get_config("paper", image_size=tp.S, audio_encoder="tiny"), allow_random=True).eval()
+    tp.test_stream_matches_predict_and_keeps_memory_bounded(prop)
