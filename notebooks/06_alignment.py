@@ -2,10 +2,11 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: tags,-all
-#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -95,7 +96,7 @@ viewer = Viewer(clip, {m.label: ev.result(m, clip.name).logits for m in methods 
                 control_points={"GT": E.gt_control_points(clip),
                                 **{m.label: ev.result(m, clip.name).control_points for m in methods[1:]}},
                 per_frame_j={m.label: E.per_frame_j(ev.result(m, clip.name), clip) for m in methods})
-out.figure(viewer.static(), "viewer_" + clip.name)
+out.figure(viewer.static(), "viewer_" + clip.name, show=False)   # the report PNG; the cell shows the viewer
 viewer
 
 # %%
