@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from coprop.cli_args import ArgumentParser, nonneg_int
-from coprop.data.synth_scene import CATEGORIES, ClipPlan, plan_clip, render
+from coprop.data.synth_clip import Job, Made, class_names
+from coprop.data.synth_scene import CATEGORIES, plan_clip, render
 from coprop.data.synth_layout import CSV_FILES, WRITERS, voc_palette, write_csv
 from coprop.data.synth_sound import mix
 
@@ -70,18 +71,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-@dataclass
-class Job:
-    subset: str
-    split: str
-    name: str
-    kind: str
-    num_frames: int
-    label: str = ""            # AVSS: v1s | v1m | v2
-    category: str | None = None
-    change_rate: float | None = None
-
-
 def _jobs(preset: Preset, seed: int) -> list[Job]:
     jobs: list[Job] = []
     order = np.random.default_rng([seed, 99]).permutation(CATEGORIES)  # balanced S4 categories, seed-shuffled
@@ -111,49 +100,6 @@ def _rng(seed: int, job: Job) -> np.random.Generator:
     """Per-clip stream: a clip does not change when other clips are added or removed."""
     key = [ord(c) for c in f"{job.subset}/{job.split}/{job.name}"]
     return np.random.default_rng([seed, GENERATOR_VERSION, *key])
-
-
-def class_names() -> list[str]:
-    """AVSS-style class list of the synthetic benchmark: index = class id, 0 = background."""
-    return ["background"] + list(CATEGORIES)
-
-
-@dataclass
-class Made:
-    plan: ClipPlan
-    frames: np.ndarray       # uint8 [T,S,S,3]
-    instances: np.ndarray    # int64 [T,S,S], 0 = background, i+1 = object i
-    waveform: np.ndarray     # float32 [T*16000]
-
-    def sounding_ids(self) -> list[list[int]]:
-        return self.plan.sounding_per_frame()
-
-    def binary_masks(self) -> np.ndarray:
-        out = np.zeros_like(self.instances)
-        for k, who in enumerate(self.sounding_ids()):
-            out[k] = np.isin(self.instances[k], [i + 1 for i in who])
-        return out
-
-    def semantic_masks(self) -> np.ndarray:
-        cls = np.array([0] + [class_names().index(o.category) for o in self.plan.objects], np.int64)
-        out = np.zeros_like(self.instances)
-        for k, who in enumerate(self.sounding_ids()):
-            keep = np.isin(self.instances[k], [i + 1 for i in who])
-            out[k] = np.where(keep, cls[self.instances[k]], 0)
-        return out
-
-    def meta(self) -> dict:
-        names = [o.category for o in self.plan.objects]
-        sounding = [sorted(names[i] for i in who) for who in self.sounding_ids()]
-        return {
-            "synthetic": True,
-            "sounding": sounding,
-            "categories_visible": sorted(names),
-            "conversions": [k for k in range(1, len(sounding)) if sounding[k] != sounding[k - 1]],
-            "events": [[round(t0, 4), round(t1, 4), sorted(names[i] for i in who)]
-                       for t0, t1, who in self.plan.events],
-            "num_frames": self.plan.num_frames,
-        }
 
 
 def audio_windows(events: list, num_frames: int, hop: float = 0.96) -> list[dict]:
@@ -344,7 +290,7 @@ def summary(root: str | Path) -> str:
     """Human-readable counts: clips per subset and split, frames, size on disk."""
     root = Path(root)
     m = json.loads((root / MANIFEST).read_text())
-    from coprop.reports import SYNTHETIC_NOTE
+    from coprop.data.provenance import SYNTHETIC_NOTE
 
     lines = [SYNTHETIC_NOTE,
              f"synthetic benchmark at {root} (preset {m['preset']}, seed {m['seed']}, {m['size']}x{m['size']} px)"]
