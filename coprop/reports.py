@@ -1,6 +1,7 @@
 """What a notebook run leaves behind: tables (CSV + Markdown), figures (PNG) and metrics.json in one folder.
 
-Every artefact written on synthetic data carries the label SYNTHETIC_NOTE so it can't be mistaken for AVSBench.
+Every artefact written on synthetic data carries the label coprop.data.provenance.SYNTHETIC_NOTE so it can't be
+mistaken for AVSBench.
 """
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from coprop.data.provenance import data_note  # the data layer owns the provenance labels
 from coprop.io import atomic_path, write_json, write_text
-
-SYNTHETIC_NOTE = "Data: coprop synthetic source-conversion benchmark (synthetic, not AVSBench)."
 
 
 class RunOutput:
@@ -28,7 +28,7 @@ class RunOutput:
 
     @property
     def data_note(self) -> str:
-        return SYNTHETIC_NOTE if self.synthetic else "Data: AVSBench."
+        return data_note(self.synthetic)
 
     def table(self, df, name: str, caption: str = "", digits: int | None = None, columns=None, **fmt):
         """Write ``name.csv`` (every column, every number at full precision) and ``name.md`` (the reader's table:
