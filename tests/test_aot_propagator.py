@@ -119,7 +119,8 @@ def test_paper_propagator_stage_starts_from_aot(aot_file, synth_root, tmp_path):
     cfg = get_config("paper", image_size=64, audio_encoder="tiny", propagator_weights=str(path))
     train = prepare(open_dataset(synth_root, "ms3", "train"), 64)
     p = TrainParams(epochs=1, batch_size=1, lr=1e-4, max_steps_per_epoch=2, num_threads=1, device="cpu")
-    res = train_propagator(cfg, train, None, tmp_path / "run", params=p)
+    # as the suites call it: a keyframe encoder is offered, the AOT propagator keeps AOT's own
+    res = train_propagator(cfg, train, None, tmp_path / "run", params=p, init_backbone=tmp_path / "keyframe.pth")
     assert res.model.loaded_from == str(path)
     stem = torch.load(path)["state_dict"]["encoder.conv1.weight"]
     run = load_run(tmp_path / "run")

@@ -181,7 +181,7 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
     ``init_backbone``: weight file whose ``backbone.*`` initialises the propagator's image encoder; 'auto'
     = the run's keyframe model when it exists (it stands in for the pretrained AOT encoder of paper 4.2,
     which the tiny config does not have), None = the config's own initialisation. The ``r50_aotl``
-    propagator (``paper`` config) keeps the encoder of the AOT checkpoint it was built from instead of 'auto'.
+    propagator (``paper`` config) always keeps the encoder of the AOT checkpoint it was built from.
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -194,8 +194,10 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
                           "(S4's train split annotates frame 0 only): train the propagator on MS3 or AVSS")
     seed_everything(p.seed)
     model = _model("propagator", cfg)
-    if getattr(cfg, "propagator", "coprop") == "r50_aotl" and init_backbone == "auto":
-        backbone_from = getattr(model, "loaded_from", None)   # the AOT checkpoint (None: random, allow_random)
+    if getattr(cfg, "propagator", "coprop") == "r50_aotl":
+        # paper 4.2: it starts from the AOT checkpoint's own encoder; a keyframe model's backbone (PVT-v2, or a
+        # ResNet-50 to stride 32) is not AOT's encoder, so init_backbone does not apply (recorded as the AOT file)
+        backbone_from = getattr(model, "loaded_from", None)
     else:
         backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.PropagatorStep(model, info.mode)
