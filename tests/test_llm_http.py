@@ -88,16 +88,16 @@ def test_cache_second_run_makes_no_requests(tmp_path):
 
 def test_retries_with_backoff_then_success(tmp_path):
     with FakeChatServer(mode="flaky", fail_first=2) as srv:
-        be = ChatServerBackend(srv.base_url, retries=3, backoff=0.05, cache=False)
+        be = ChatServerBackend(srv.base_url, retries=3, cache=False)
         t0 = time.perf_counter()
         assert be.chat([user("Name its sound category.", audio=True)], AUDIO) == "Dogs!"
-        assert time.perf_counter() - t0 >= 0.05 + 0.1  # two waits: 0.05 s, then 0.1 s
+        assert time.perf_counter() - t0 >= 0.05 + 0.1  # two waits (the SDK backs off about 0.5 s, then 1 s)
     assert be.stats["retries"] == 2 and len(srv.requests) == 3
 
 
 def test_slow_server_times_out():
     with FakeChatServer(mode="slow", delay=1.5) as srv:
-        be = ChatServerBackend(srv.base_url, timeout=0.2, retries=1, backoff=0.01, cache=False)
+        be = ChatServerBackend(srv.base_url, timeout=0.2, retries=1, cache=False)
         with pytest.raises(LLMUnavailable, match="after 2 tries"):
             be.chat([user("hi", audio=True)], AUDIO)
 
@@ -107,7 +107,7 @@ def test_server_down_is_a_clear_error():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens on this port now
-    be = ChatServerBackend(f"http://127.0.0.1:{port}/v1", retries=1, backoff=0.01, timeout=2, cache=False)
+    be = ChatServerBackend(f"http://127.0.0.1:{port}/v1", retries=1, timeout=2, cache=False)
     with pytest.raises(LLMUnavailable) as e:
         be.chat([user("hi", audio=True)], AUDIO)
     assert f"127.0.0.1:{port}/v1/chat/completions" in str(e.value) and "Is the server running" in str(e.value)
@@ -120,12 +120,12 @@ def test_server_down_is_a_clear_error():
 
 def test_garbage_and_client_errors_fail_without_retry():
     with FakeChatServer(mode="garbage") as srv:
-        be = ChatServerBackend(srv.base_url, retries=3, backoff=0.01, cache=False)
+        be = ChatServerBackend(srv.base_url, retries=3, cache=False)
         with pytest.raises(LLMError, match="did not answer a chat completion"):
             be.chat([user("hi", audio=True)], AUDIO)
         assert len(srv.requests) == 1
     with FakeChatServer(mode="bad_request") as srv:
-        be = ChatServerBackend(srv.base_url, retries=3, backoff=0.01, cache=False)
+        be = ChatServerBackend(srv.base_url, retries=3, cache=False)
         with pytest.raises(LLMError, match="HTTP 400"):
             be.chat([user("hi", audio=True)], AUDIO)
         assert len(srv.requests) == 1
@@ -183,7 +183,7 @@ def test_rcpg_keeps_running_on_fallback(mode, tmp_path):
         if mode == "down":
             srv.httpd.shutdown()
             srv.httpd.server_close()
-        be = ChatServerBackend(url, timeout=0.3, retries=0, backoff=0.01, cache=tmp_path, down_cooldown=0)
+        be = ChatServerBackend(url, timeout=0.3, retries=0, cache=tmp_path, down_cooldown=0)
         src = _rcpg(be)
         got = src.predict_many(clips)
     assert got == fallback_lists
@@ -201,7 +201,7 @@ def test_dead_server_costs_one_retry_cycle_not_one_per_clip(tmp_path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    be = ChatServerBackend(f"http://127.0.0.1:{port}/v1", retries=2, backoff=0.05, cache=tmp_path)
+    be = ChatServerBackend(f"http://127.0.0.1:{port}/v1", retries=2, cache=tmp_path)
     src = _rcpg(be)
     clips = toy_clips(4, seed=2)
     assert src.predict_many(clips) == [CosineSource(fit_threshold=False)(c) for c in clips]
