@@ -117,7 +117,7 @@ def _audio_clip(plan, wav: np.ndarray, video: Path):
 
 def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float = 1.0, source: str = "learned",
           train_data: str = "", max_seconds: float | None = None, device: str = "cpu", echo=print,
-          warn=None, queue_size: int = 4, x264_preset: str = "veryfast") -> dict:
+          warn=None, queue_size: int = 4, x264_preset: str = "ultrafast") -> dict:
     """Run Co-Prop on one video file, streaming: masks and overlay frames are written as they are segmented.
 
     Order: the soundtrack (16 kHz mono, 38 MB for ten minutes) and the frame times (demuxed, not decoded) are
@@ -214,6 +214,7 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     if sound.note:
         notes.append(sound.note)
     times.update({f"{k}_s": v for k, v in stats.busy_s.items()})
+    times.update({f"{k}_cpu_s": v for k, v in stats.cpu_s.items()})
     times["segmentation_s"] = times.pop("segment_s")
     times.update({f"{k}_ms": float(v) for k, v in stream.timings_ms.items()})
     times["total_s"] = time.perf_counter() - t0

@@ -1,0 +1,90 @@
+"""Is ``coprop infer`` faster than real time? Video seconds per wall second, end to end, on this machine.
+
+Each case makes a test video (benchmarks/_videos.py: moving boxes over a gradient, stereo soundtrack), then runs
+``coprop infer VIDEO --checkpoint RUN --fps F --source cosine`` in a fresh process on a tiny run folder with
+random weights (speed does not depend on the weight values), and reports
+
+    realtime          video seconds / seconds inside infer() (soundtrack, control points, model loading,
+                      decode -> segment -> write of every frame, closing the files): > 1 is faster than real time
+    realtime_process  the same over the whole process (Python and torch start-up included)
+
+plus the busy seconds of each streaming stage and the load average when the case started (the CPU machine is
+shared, so timings are only as good as that load). CSV + Markdown into reports/performance/.
+
+    python benchmarks/infer_realtime.py                                  # default cases, 8 s videos
+    python benchmarks/infer_realtime.py --cases 640x480@30:30 --repeat 3 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._videos import load_avg, make_run, make_video, run_infer, write_report  # noqa: E402
+
+DEFAULT_CASES = "640x480@30:30,640x360@25:25,1280x720@30:30,1920x1080@30:30,640x480@30:1"
+
+
+def parse_case(text: str) -> tuple[int, int, float, float]:
+    """'WxH@RATE:FPS' -> (width, height, video frame rate, --fps)."""
+    try:
+        size, rest = text.split("@")
+        rate, fps = rest.split(":")
+        w, h = size.lower().split("x")
+        return int(w), int(h), float(rate), float(fps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a case is WxH@RATE:FPS, e.g. 640x480@30:30, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from coprop.cli_args import ArgumentParser, positive_float, positive_int
+
+    ap = ArgumentParser(prog="infer_realtime", description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=DEFAULT_CASES, help=f"comma-separated WxH@RATE:FPS (default {DEFAULT_CASES})")
+    ap.add_argument("--seconds", type=positive_float, default=8.0, help="video length in seconds")
+    ap.add_argument("--repeat", type=positive_int, default=1, help="runs per case (all are recorded)")
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch/OpenMP threads of the infer process")
+    ap.add_argument("--config", default="tiny", help="model config of the random-weight run folder")
+    ap.add_argument("--work", default="", help="folder for the videos and outputs (default: a temporary one)")
+    ap.add_argument("--tag", default="", help="suffix of the output file names")
+    args = ap.parse_args(argv)
+    cases = [parse_case(c) for c in args.cases.split(",") if c]
+    import pandas as pd
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="coprop-infer-rt-"))
+    run = make_run(work / f"run-{args.config}", args.config)
+    rows = []
+    for w, h, rate, fps in cases:
+        video = make_video(work / f"v{w}x{h}_{rate:g}fps_{args.seconds:g}s.mp4", w, h, args.seconds, rate)
+        for r in range(args.repeat):
+            load = load_avg()
+            res = run_infer(video, run, work / f"out-{w}x{h}-{rate:g}-{fps:g}-{r}", fps, threads=args.threads)
+            t = res["timings"]
+            rows.append({"case": f"{w}x{h}@{rate:g}", "fps": fps, "frames": t["frames"], "video_s": t["video_s"],
+                         "realtime": t["video_s"] / t["total_s"],
+                         "realtime_process": t["video_s"] / res["process_wall_s"], "total_s": t["total_s"],
+                         "process_wall_s": res["process_wall_s"], "stream_s": t["stream_s"],
+                         "decode_busy_s": t["decode_s"], "segment_busy_s": t["segmentation_s"],
+                         "write_busy_s": t["write_s"], "load_models_s": t["load_models_s"],
+                         "ms_per_frame_model": t["ms_per_frame"], "cpu_s": res["cpu_s"],
+                         "peak_rss_mb": res["peak_rss_mb"], "threads": args.threads, "config": args.config,
+                         "load_avg_start": load, "load_avg_end": load_avg()})
+            row = rows[-1]
+            print(f"{row['case']:>16} --fps {fps:<4g} {row['frames']:5d} frames: {row['realtime']:.2f} video s per "
+                  f"wall s ({row['realtime_process']:.2f} with start-up), total {row['total_s']:.1f} s, "
+                  f"load {load}", flush=True)
+    cols = ["case", "fps", "frames", "realtime", "realtime_process", "total_s", "decode_busy_s", "segment_busy_s",
+            "write_busy_s", "peak_rss_mb", "threads", "load_avg_start"]
+    write_report(pd.DataFrame(rows), "infer_realtime_cpu", args.tag,
+                 "# coprop infer: video seconds per wall second (> 1 = faster than real time)\n\n"
+                 f"Tiny config, random weights, --source cosine, {args.seconds:g} s videos, {args.threads} torch "
+                 "thread(s). load_avg_start: 1/5/15-minute load average of the shared CPU machine when the case "
+                 "started.", cols)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
