@@ -69,7 +69,7 @@ class VGGishEncoder(nn.Module):
         return self
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logmel = _as_examples(logmel)
+        logmel = as_logmel_examples(logmel)
         with torch.no_grad():
             fmap, emb = self.vggish(logmel)
         tokens = fmap.flatten(2).transpose(1, 2)  # [B, 24, 512], time-major
@@ -98,14 +98,15 @@ class TinyAudioEncoder(nn.Module):
         self.pooled_proj = nn.Linear(dim, dim)
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = (_as_examples(logmel) - LOGMEL_FLOOR) / 4.0  # silence -> 0
+        x = (as_logmel_examples(logmel) - LOGMEL_FLOOR) / 4.0  # silence -> 0
         fmap = F.adaptive_avg_pool2d(self.convs(x), (self.num_tokens, 8))  # [B,C,N,8]
         tokens = fmap.permute(0, 2, 1, 3).flatten(2)  # [B,N,C*8]
         tokens = self.norm(self.token_proj(tokens) + self.token_pos)
         return tokens, self.pooled_proj(tokens.mean(1))
 
 
-def _as_examples(logmel: torch.Tensor) -> torch.Tensor:
+def as_logmel_examples(logmel: torch.Tensor) -> torch.Tensor:
+    """Log-mel examples [B,96,64] or [B,1,96,64] -> float32 [B,1,96,64]; ValueError for any other shape."""
     if logmel.ndim == 3:
         logmel = logmel[:, None]
     if logmel.ndim != 4 or tuple(logmel.shape[1:]) != (1, 96, 64):
@@ -156,13 +157,16 @@ def load_vggish(path: str | Path | None) -> VGGish:
 
     Raises WeightsError when the file is missing, unreadable or not in the torchvggish layout.
     """
-    model = VGGish().requires_grad_(False).eval()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise WeightsError(missing_file_message(path, "VGGish", VGGISH_SOURCE, VGGISH_KEYS))
-        load_strict(model, read_state_dict(path), path, "VGGish (torchvggish layout)")
-    return model
+    if path is None:
+        return VGGish().requires_grad_(False).eval()
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(missing_file_message(path, "VGGish", VGGISH_SOURCE, VGGISH_KEYS))
+    with torch.device("meta"):  # no random init of 72 M values that the file overwrites at once
+        model = VGGish()
+    model = model.to_empty(device="cpu")
+    load_strict(model, read_state_dict(path), path, "VGGish (torchvggish layout)")  # every tensor, or an error
+    return model.requires_grad_(False).eval()
 
 
 def share_vggish(*models: nn.Module) -> int:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from coprop.errors import ConfigError, DataError
+from coprop.models.audio_encoder import share_vggish
 from coprop.models.common import prepare_frames
 from coprop.pipeline.config import PipelineConfig
 from coprop.pipeline.keyframes import KeyframeAdapter
@@ -26,6 +27,9 @@ class CoProp:
         ``cfg``: a PipelineConfig, or a ModelConfig whose image_size/num_classes are used."""
         self.keyframe = KeyframeAdapter(keyframe_model, keyframe_level)
         self.propagator = propagator
+        # one frozen VGGish for every model of the pipeline (289 MB of fp32 weights per copy saved)
+        models = [m for m in (keyframe_model, propagator) if isinstance(m, nn.Module)]
+        self.shared_vggish_bytes = share_vggish(*models)
         self.source = source
         self.labeler = labeler
         if cfg is not None and not isinstance(cfg, PipelineConfig):
