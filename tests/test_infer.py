@@ -245,6 +245,13 @@ def test_outputs_follow_the_umask(tiny_run, tmp_path, umask, mode):
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(mode)}
 
 
+def test_training_records_that_its_data_is_synthetic(synth_root):
+    from coprop.data import open_dataset
+    from coprop.train.stages import data_info
+
+    assert data_info(open_dataset(synth_root, "ms3", "train")).description["synthetic"] is True
+
+
 def test_synthetic_checkpoint_warns_once_on_a_real_video(tiny_run, tmp_path, synth_root):
     import shutil
 
