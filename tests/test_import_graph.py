@@ -110,14 +110,18 @@ def _describe(cycle: list[str], graph: dict[str, dict[str, int]]) -> str:
     return "; ".join(edges)
 
 
-def test_no_import_cycles():
-    graph = import_graph()
+@pytest.fixture(scope="module")
+def graph() -> dict[str, dict[str, int]]:
+    """coprop's graph, parsed once for the tests below."""
+    return import_graph()
+
+
+def test_no_import_cycles(graph):
     cycles = find_cycles(graph)
     assert not cycles, "import circles:\n" + "\n".join(_describe(c, graph) for c in cycles)
 
 
-def test_data_layer_imports_only_the_ground_floor():
-    graph = import_graph()
+def test_data_layer_imports_only_the_ground_floor(graph):
     bad = [f"{m} -> {t} (line {ln})" for m, deps in graph.items() if m == "coprop.data" or m.startswith("coprop.data.")
            for t, ln in deps.items()
            if not (t == "coprop.data" or t.startswith("coprop.data.") or t in GROUND_FLOOR)]
@@ -126,12 +130,38 @@ def test_data_layer_imports_only_the_ground_floor():
     assert not above, "the ground floor imports nothing of coprop:\n" + "\n".join(above)
 
 
+
+# DESIGN.md §2: data <- models <- pipeline <- experiments / reports / notebooks. What each core package may import
+# besides itself and the ground floor; the layers above (experiments, reports, runner, demo, infer, cli) are free
+# to import anything below them, and the cycle test keeps them from importing each other in a circle.
+CORE_MAY_IMPORT = {
+    "data": set(),
+    "models": {"data"},
+    "controlpoints": {"data"},
+    "metrics": {"data", "controlpoints"},
+    "pipeline": {"data", "models", "controlpoints"},
+    "train": {"data", "models", "controlpoints", "metrics"},
+}
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_dependencies_point_down_the_pipeline(graph):
+    floor = {_package(m) for m in GROUND_FLOOR}
+    bad = [f"{m} -> {t} (line {ln})" for m, deps in graph.items() if _package(m) in CORE_MAY_IMPORT
+           for t, ln in deps.items()
+           if _package(t) not in CORE_MAY_IMPORT[_package(m)] | floor | {_package(m)}]
+    assert not bad, "an import that points up the pipeline:\n" + "\n".join(bad)
+
 def _graph_of(files: dict[str, str], tmp_path: Path, monkeypatch) -> dict[str, dict[str, int]]:
+    """The graph of a package made of ``files`` (path -> source) under tmp_path/coprop."""
     root = tmp_path / "coprop"
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    monkeypatch.setattr(__import__(__name__), "PACKAGE", root, raising=False)
     monkeypatch.setitem(globals(), "PACKAGE", root)
     return import_graph()
 
