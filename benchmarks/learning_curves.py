@@ -8,8 +8,9 @@ For each stage, one run on all training clips is validated every ``--val-every``
 steps), and runs on the first N clips for each N of ``--clips`` with the same number of steps give the curve
 against distinct clips (the all-clips run is its last point). The hyper-parameters are the demo suite's
 (``coprop.experiments.SUITES['demo']``: tiny config at 64 px, its batch sizes, learning rates and cosine schedule
-over the run's steps). The propagator and the baseline start from the all-clips keyframe model's backbone, as in
-the demo. Validation: the demo's val split; keyframe = the model on every annotated frame on its own,
+over the run's steps). Every run's audio encoder starts from the tiny encoder pre-trained as a sound classifier on the
+same N clips (coprop.train.audio_pretrain, as in the demo); the propagator and the baseline start from the
+all-clips keyframe model's backbone, as in the demo. Validation: the demo's val split; keyframe = the model on every annotated frame on its own,
 propagator = propagation from GT keyframes at GT control points (``coprop.train.tasks``), baseline = whole clips.
 One training seed. Runs go to two worker processes (one torch thread each).
 
@@ -27,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STAGES = ("keyframe", "propagator", "baseline")
-DEFAULT_STEPS = {"keyframe": 1500, "propagator": 800, "baseline": 1200}
+DEFAULT_STEPS = {"keyframe": 1200, "propagator": 400, "baseline": 800}   # the demo's budgets
 _DATA: dict = {}      # prepared clips, filled before the workers fork (shared copy-on-write)
 
 
@@ -37,7 +38,21 @@ def _cfg(stage: str):
     return suite_config("tiny", "demo", "main")
 
 
-def _run(stage: str, n_clips: int, steps: int, val_every: int, seed: int, out: str, init: str | None) -> list[dict]:
+def _audio(n_clips: int, seed: int, out: str) -> list[dict]:
+    """The audio encoder pre-trained on the first ``n_clips`` training clips (as coprop demo does on all)."""
+    from coprop.data.synth_scene import CATEGORIES
+    from coprop.experiments import SUITES
+    from coprop.train.audio_pretrain import frames_and_targets, pretrain_audio_encoder
+
+    x, y = frames_and_targets(_DATA["train"][:n_clips], _DATA["raw"][:n_clips], CATEGORIES)
+    val = frames_and_targets(_DATA["val"], _DATA["raw_val"], CATEGORIES)
+    res = pretrain_audio_encoder(_cfg("audio"), x, y, out, seed=seed, val=val, **SUITES["demo"]["audio_pretrain"])
+    return [{"stage": "audio encoder", "train_clips": n_clips, "steps": res["steps"], "val_F1": res.get("val_f1"),
+             "train_loss": res["loss"], "train_s": round(res["seconds"], 1)}]
+
+
+def _run(stage: str, n_clips: int, steps: int, val_every: int, seed: int, out: str, init: str | None,
+         audio: str) -> list[dict]:
     """One training run; returns one row per validation."""
     from coprop import train as T
     from coprop.experiments import SUITES
@@ -51,7 +66,7 @@ def _run(stage: str, n_clips: int, steps: int, val_every: int, seed: int, out: s
     fn = {"keyframe": T.train_keyframe, "propagator": T.train_propagator, "baseline": T.train_baseline}[stage]
     kw = {} if stage == "keyframe" else {"init_backbone": init}
     t0 = time.perf_counter()
-    res = fn(_cfg(stage), sub, va, out, params=p, **kw)
+    res = fn(_cfg(stage).replace(audio_weights=audio), sub, va, out, params=p, **kw)
     rows = []
     for h in res.history:
         rows.append({"stage": stage, "train_clips": n_clips, "steps": int(h["epoch"]) * val_every,
@@ -68,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", default="100,300", help="smaller training-set sizes (the full split is added)")
     ap.add_argument("--steps", nargs="*", default=[], metavar="STAGE=N",
                     help=f"optimizer steps per run (default {DEFAULT_STEPS})")
-    ap.add_argument("--val-every", type=int, default=0, help="steps between validations (default: steps / 6)")
+    ap.add_argument("--val-every", type=int, default=0, help="steps between validations (default: steps / 4)")
     ap.add_argument("--train-clips", type=int, default=None, help="generate this many training clips instead of "
                                                                   "the demo preset's")
     ap.add_argument("--seed", type=int, default=0)
@@ -94,20 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     _DATA["train"] = T.prepare(train_ds, size, "preparing train clips")
     _DATA["val"] = T.prepare(val_ds, size, "preparing val clips")
     _DATA["val"].mode = _DATA["train"].mode
+    _DATA["raw"] = [train_ds[i] for i in range(len(train_ds))]
+    _DATA["raw_val"] = [val_ds[i] for i in range(len(val_ds))]
     full = len(_DATA["train"])
     sizes = sorted({int(n) for n in a.clips.split(",") if n and int(n) < full} | {full})
     run_dir = Path(a.run_dir) if Path(a.run_dir).is_absolute() else repo_root() / a.run_dir
     kf_init = str(run_dir / f"keyframe-n{full}" / "keyframe.safetensors")
-    jobs = []
+    audio = {n: str(run_dir / f"audio-n{n}" / "audio_encoder.safetensors") for n in sizes}
+    jobs = [Job(f"audio-n{n}", _audio, dict(n_clips=n, seed=a.seed, out=audio[n])) for n in sizes]
     for stage in a.stages:
-        every = a.val_every or max(1, steps[stage] // 6)
+        every = a.val_every or max(1, steps[stage] // 4)
         for n in sizes:
             after = ("keyframe-n%d" % full,) if stage != "keyframe" and "keyframe" in a.stages else ()
             jobs.append(Job(f"{stage}-n{n}", _run, dict(stage=stage, n_clips=n, steps=steps[stage], val_every=every,
                                                         seed=a.seed, out=str(run_dir / f"{stage}-n{n}"),
-                                                        init=kf_init if stage != "keyframe" else None), after))
-    # the all-clips keyframe run first: everything else waits for its backbone
-    jobs.sort(key=lambda j: (j.name != f"keyframe-n{full}", j.name))
+                                                        init=kf_init if stage != "keyframe" else None,
+                                                        audio=audio[n]), after + (f"audio-n{n}",)))
+    # the all-clips audio encoder and keyframe run first: everything else waits for its backbone
+    jobs.sort(key=lambda j: (j.name not in (f"audio-n{full}", f"keyframe-n{full}"), j.name))
     t0 = time.perf_counter()
     done = run_jobs(jobs, workers=a.workers, echo=lambda m: print(m, flush=True))
     rows = [r for j in jobs for r in done[j.name][0]]
@@ -127,11 +146,17 @@ def _write_md(df, path: Path, data: str, seed: int, wall: float) -> None:
              "Validation on the demo's val split after every block of steps; J, F and Alignment Rate in %. "
              "keyframe = the model alone on every annotated frame; propagator = from GT keyframes at GT control "
              "points; baseline = whole clips.", "",
-             "| stage | training clips | steps | val J % | val F % | val Alignment % | train loss | train s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in df.itertuples():
-        lines.append(f"| {r.stage} | {r.train_clips} | {r.steps} | {100 * r.val_J:.1f} | {100 * r.val_F:.1f} | "
-                     f"{100 * r.val_alignment:.1f} | {r.train_loss:.3f} | {r.train_s:.0f} |")
+             "audio encoder = its pre-training as a sound classifier (val F1 of the audible categories per frame).",
+             "", "| stage | training clips | steps | val J % | val F % | val Alignment % | audio val F1 % | train loss | "
+             "train s |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(v) -> str:
+        return "—" if v is None or v != v else f"{100 * v:.1f}"
+
+    for r in df.to_dict("records"):
+        lines.append(f"| {r['stage']} | {r['train_clips']} | {r['steps']} | {pct(r.get('val_J'))} | "
+                     f"{pct(r.get('val_F'))} | {pct(r.get('val_alignment'))} | {pct(r.get('val_F1'))} | "
+                     f"{r['train_loss']:.3f} | {r['train_s']:.0f} |")
     lines += ["", f"Wall time {wall / 60:.1f} min with 2 worker processes; load average at the end "
               f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores."]
     path.write_text("\n".join(lines) + "\n")
@@ -143,6 +168,7 @@ def _plot(df, path: Path, full: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    df = df[df["stage"] != "audio encoder"]
     stages = list(dict.fromkeys(df["stage"]))
     fig, axes = plt.subplots(2, len(stages), figsize=(4.2 * len(stages), 6.4), squeeze=False)
     for i, st in enumerate(stages):

@@ -57,6 +57,7 @@ finetune_epochs: int = 0       # fine-tuning epochs; 0: from the preset
 max_steps_per_epoch: int = 0   # cap on optimizer steps per epoch; 0: from the preset
 run_dir: str = ""              # run folder; empty: runs/<subset>-<config>-<preset>-s<seed> (shared with 04)
 val_limit: int = 0             # validate on the first N val clips only; 0: all
+train_limit: int = 0           # train on the first N training clips only; 0: all
 device: str = "auto"           # auto | cpu | cuda
 num_threads: int = 1           # CPU threads for training (1 is fastest on a shared, busy CPU); 0: torch default
 resume: bool = True            # continue from the run folder's checkpoints
@@ -78,7 +79,7 @@ if max_steps_per_epoch:
 per_stage = {"keyframe": {"epochs": epochs} if epochs else {},
              "keyframe_ft": {"epochs": finetune_epochs} if finetune_epochs else {}}
 results = train_all(root, subset, run_path, preset=preset, config=config_name, seed=seed,
-                    stages=["keyframe", "keyframe_ft"], val_limit=val_limit or None,
+                    stages=["keyframe", "keyframe_ft"], val_limit=val_limit or None, train_limit=train_limit or None,
                     stage_overrides=per_stage, **common)
 
 # %% [markdown]

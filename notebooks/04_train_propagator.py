@@ -58,6 +58,7 @@ max_steps_per_epoch: int = 0   # cap on optimizer steps per epoch; 0: from the p
 window: int = 0                # frames per propagation sample; 0: the shortest clip
 run_dir: str = ""              # run folder; empty: runs/<subset>-<config>-<preset>-s<seed> (shared with 03)
 val_limit: int = 0             # validate on the first N val clips only; 0: all
+train_limit: int = 0           # train on the first N training clips only; 0: all
 device: str = "auto"           # auto | cpu | cuda
 num_threads: int = 1           # CPU threads for training (1 is fastest on a shared, busy CPU); 0: torch default
 resume: bool = True            # continue from the run folder's checkpoints
@@ -80,7 +81,7 @@ if max_steps_per_epoch:
 per_stage = {"propagator": {"epochs": epochs} if epochs else {},
              "baseline": {"epochs": baseline_epochs} if baseline_epochs else {}}
 results = train_all(root, subset, run_path, preset=preset, config=config_name, seed=seed, stages=stages,
-                    val_limit=val_limit or None, stage_overrides=per_stage, window=window or None, **common)
+                    val_limit=val_limit or None, train_limit=train_limit or None, stage_overrides=per_stage, window=window or None, **common)
 
 # %% [markdown]
 # ## Loss and validation J / F per epoch

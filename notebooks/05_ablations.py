@@ -25,11 +25,24 @@
 # Where the paper uses an LLM (RCPG), the rows say "no LLM configured" unless `llm_backend` is set; the
 # offline learned control-point detector then stands in for RCPG in Tables 1, 2a, 4, 5, 6 (the
 # `control points` column says which source each row used).
+#
+# **How the intervals are made.** Every J and F is a mean over training seeds of a score over the same test
+# clips, shown as `mean [95 % interval]`. The interval comes from a two-level bootstrap: each of 2000
+# replicates draws the training seeds with replacement and, independently, the test clips with replacement (one
+# clip draw shared by every seed and every method of the replicate), recomputes each drawn seed's score on the
+# drawn clips exactly as the official protocol pools them (J over frames; F over F-batches of consecutive
+# clips, the F-batch size is in every caption), and averages over the drawn seeds; the 2.5 and 97.5
+# percentiles of the replicates are the interval. A row's `Δ J vs reference` is the *paired* difference to its
+# reference row on the same draws, so the variation both rows share cancels. A claim of the paper "agrees" when
+# that paired interval lies on the paper's side of 0, "disagrees" when it lies on the other side, and is "not
+# resolved at this size" when it contains 0. With 3 seeds the seed level is coarse: the intervals are
+# approximate, and they do not cover the choice of the synthetic benchmark's own seed.
 
 # %%
-import matplotlib
+from IPython.display import Markdown, display
 
 from coprop import experiments as E
+from coprop.experiments import intervals as I
 from coprop.reports import RunOutput
 
 # %% tags=["parameters"]
@@ -37,7 +50,8 @@ data_root: str = ""  # AVSBench root (empty: the built-in synthetic benchmark)
 synthetic_preset: str = "smoke"  # synthetic preset generated on demand when data_root is empty
 output_dir: str = "reports/_scratch/05_ablations"  # where tables, figures and metrics.json go
 seed: int = 0  # random seed of the synthetic benchmark (the data)
-seeds: str = "0"  # training seeds, comma-separated ("0,1,2"), several seeds give mean ± std
+seeds: str = "0"  # training seeds of Tables 1 and 2a, comma-separated ("0,1,2")
+extra_seeds: str = ""  # training seeds of Tables 2b, 4, 5 (a subset of seeds; empty: the first of seeds)
 subset: str = "ms3"  # s4 | ms3 | avss
 run_dir: str = "runs/smoke"  # suite of trained models, missing ones are trained here (coprop demo: runs/demo)
 suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
@@ -56,81 +70,120 @@ E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
 out = RunOutput(output_dir, synthetic=data.synthetic)
 seed_list = E.parse_seeds(seeds)
+extra_list = [s for s in E.parse_seeds(extra_seeds or str(seed_list[0])) if s in seed_list] or seed_list[:1]
 for s in seed_list:
-    E.ensure_suite(run_dir, data, s, suite, model_config, device=device)
+    E.ensure_suite(run_dir, data, s, suite, model_config, device=device,
+                   variants=tuple(E.VARIANTS) if s in extra_list else ("main", "aot"))
 ev = E.evaluation(run_dir, data, seed_list, max_clips, llm=dict(backend=llm_backend, model=llm_model, url=llm_url),
                   k=k, device=device)
-ev.run(E.all_methods(ev))
-print(ev.data_label, "| training seeds:", seed_list)
+ev.run(E.core_methods(ev))
+ev.run(E.all_methods(ev), seeds=extra_list)
+F_NOTE = f"F: F-batches of {I.FBATCH} videos."
+print(ev.data_label, "| training seeds:", seed_list, "| Tables 2b, 4, 5:", extra_list)
+
+
+def show_claims(table: str):
+    """The claims this table tests, with the paired difference and the verdict, saved beside the table."""
+    c = E.claims(ev, table)
+    if len(c):
+        display(out.table(c, f"table{table}_claims", caption=f"Claims of the paper tested by Table {table}: paired "
+                          "J difference (percentage points) with its 95 % interval, and the verdict.",
+                          move_constant=False, max_width=220))
+    return c
+
+
+def findings(c) -> Markdown:
+    """The verdicts in words; every number is taken from the claims table above."""
+    lines = [f"- *{r[CLAIM]}*: measured {r['Δ J %']:+.1f} J points [{r['Δ J %_lo']:+.1f}, {r['Δ J %_hi']:+.1f}] "
+             f"(seeds {r['seeds']}) — **{r['verdict']}**." for r in c.to_dict("records")]
+    return Markdown("\n".join(lines) or "(no claim could be tested: its rows are missing)")
+
+
+CLAIM = "paper's claim"
 
 # %% [markdown]
 # ## Table 1 / Fig. 4 — the simultaneous baseline, Co-Prop, and Co-Prop around the baseline
 # The baseline decodes all frames of a clip at once (TPAVI / AVSegFormer style). Co-Prop anchors control
 # points, segments each keyframe and propagates it with that frame's audio. Plugged in as Co-Prop's keyframe
-# model, the baseline only has to get the keyframes right (paper Fig. 4, pink).
+# model, the baseline only has to get the keyframes right (paper Fig. 4, pink). `Δ J vs reference`: each
+# Co-Prop row minus the baseline, paired.
 
 # %%
 t1 = E.table1(ev)
-out.table(t1, "table1", caption="Table 1 style: baseline vs Co-Prop vs Co-Prop with the baseline as keyframe "
-          "model. paper: columns = the paper's Table 1 (AVSBench, PVT-v2).", digits=2)
-fig = E.fig4(ev)
-out.figure(fig, "fig4_plug_and_play")
-t1
+display(out.table(t1, "table1", caption="Table 1 style: baseline vs Co-Prop vs Co-Prop with the baseline as "
+                  f"keyframe model; J and F in % with 95 % intervals. {F_NOTE} paper: columns = the paper's "
+                  "Table 1 (AVSBench, PVT-v2)."))
+out.figure(E.fig4(ev), "fig4_plug_and_play")
+findings(show_claims("1"))
 
 # %% [markdown]
 # ## Table 2a — keyframe fine-tuning (KPF), control points (RCPG), audio insertion (AIP)
+# Each row switches one module on; its `Δ J vs reference` is the paired difference to the row above.
 
 # %%
 t2a = E.table2a(ev)
-out.table(t2a, "table2a", caption="Table 2a: KPF / RCPG / AIP on and off. paper: columns = the paper's "
-          "Table 2a (AVSBench, PVT-v2).", digits=2)
-t2a
+display(out.table(t2a, "table2a", caption="Table 2a: KPF / RCPG / AIP on and off; J and F in % with 95 % "
+                  f"intervals; Δ = paired difference to the row above. {F_NOTE} paper: columns = the paper's "
+                  "Table 2a (AVSBench, PVT-v2)."))
+findings(show_claims("2a"))
 
 # %% [markdown]
 # ## Table 2b — control-point sources
 # All rows use the fine-tuned Keyframe Processor and the 4-level Audio-Insert Propagator; only the control
-# points change. `CP boundary F1` scores each source's control points against the GT ones.
+# points change. `CP boundary F1` scores each source's control points against the GT ones; `Δ J vs reference`
+# is each row minus the cosine row, paired. This table uses the training seeds in `extra_seeds` (caption).
 
 # %%
 t2b = E.table2b(ev)
-out.table(t2b, "table2b", caption="Table 2b: control-point sources. paper: columns = the paper's Table 2b "
-          "(AVSBench, PVT-v2); learned and GT rows have no paper counterpart.", digits=2)
-t2b
+display(out.table(t2b, "table2b", caption=f"Table 2b: control-point sources (training seeds {extra_list}, fewer "
+                  "than Tables 1 and 2a); J and F in % with 95 % intervals; Δ = paired difference to the cosine "
+                  f"row. {F_NOTE} paper: columns = the paper's Table 2b (AVSBench, PVT-v2); learned and GT rows "
+                  "have no paper counterpart."))
+findings(show_claims("2b"))
 
 # %% [markdown]
 # ## Table 4 — audio-guided vs text-guided keyframes
 # The text-guided Keyframe Processor is told a category label (predicted from the frame's audio by the
-# learned detector's classifier) instead of hearing the audio.
+# learned detector's classifier) instead of hearing the audio. Its image encoder starts from the audio-guided
+# model's stage-1 encoder and it gets half the stage-1 steps (coprop.experiments.VARIANTS).
 
 # %%
 t4 = E.table4(ev)
-out.table(t4, "table4", caption="Table 4: audio vs text guidance. paper: columns = the paper's Table 4 "
-          "(AVSBench; backbone not stated).", digits=2)
-t4
+display(out.table(t4, "table4", caption=f"Table 4: audio vs text guidance (training seeds {extra_list}); J and F "
+                  f"in % with 95 % intervals; Δ = paired difference to Co-Prop. {F_NOTE} paper: columns = the "
+                  "paper's Table 4 (AVSBench; backbone not stated)."))
+findings(show_claims("4"))
 
 # %% [markdown]
 # ## Table 5 — audio insertion levels in the propagator (AOT = none, 1 level, 4 levels)
+# All three propagators start from the same fine-tuned keyframe encoder and train for the same steps.
 
 # %%
 t5 = E.table5(ev)
-out.table(t5, "table5", caption="Table 5: audio insertion levels. paper: columns = the paper's Table 5 "
-          "(AVSBench; backbone not stated).", digits=2)
-t5
+display(out.table(t5, "table5", caption=f"Table 5: audio insertion levels (training seeds {extra_list}); J and F "
+                  f"in % with 95 % intervals; Δ = paired difference to the row above. {F_NOTE} paper: columns = "
+                  "the paper's Table 5 (AVSBench; backbone not stated)."))
+findings(show_claims("5"))
 
 # %% [markdown]
 # ## Table 6 — all frames, keyframes (segmented by the keyframe model), normal (propagated) frames
+# The `Normal Frames` row's Δ is its J minus the `Key Frames` J, paired on the same clips and seeds.
 
 # %%
 t6 = E.table6(ev)
-out.table(t6, "table6", caption="Table 6 (paper A.3): Co-Prop on all / key / normal frames. paper: columns = "
-          "the paper's Table 6 (AVSBench; backbone not stated).", digits=2)
-t6
+display(out.table(t6, "table6", caption="Table 6 (paper A.3): Co-Prop on all / key / normal frames; J and F in % "
+                  f"with 95 % intervals. {F_NOTE} paper: columns = the paper's Table 6 (AVSBench; backbone not "
+                  "stated)."))
+findings(show_claims("6"))
 
 # %%
 headline = {row["method"]: row for row in t1.to_dict("records")}
-out.metrics(J_baseline=headline["Simultaneous baseline (TPAVI/AVSegFormer-style)"]["ours: J %"],
-            J_coprop=headline["Co-Prop"]["ours: J %"],
+base, cop = headline["Simultaneous baseline (TPAVI/AVSegFormer-style)"], headline["Co-Prop"]
+out.metrics(J_baseline=base["ours: J %"], J_baseline_ci=[base["ours: J %_lo"], base["ours: J %_hi"]],
+            J_coprop=cop["ours: J %"], J_coprop_ci=[cop["ours: J %_lo"], cop["ours: J %_hi"]],
+            J_coprop_minus_baseline=cop.get(E.tables.DELTA),
+            J_coprop_minus_baseline_ci=[cop.get(E.tables.DELTA + "_lo"), cop.get(E.tables.DELTA + "_hi")],
             J_coprop_baseline_kf=headline["Co-Prop (baseline as keyframe model)"]["ours: J %"],
-            F_baseline=headline["Simultaneous baseline (TPAVI/AVSegFormer-style)"]["ours: F %"],
-            F_coprop=headline["Co-Prop"]["ours: F %"], clips=len(ev.clips), seeds=seeds, subset=subset,
-            llm=llm_backend or "none", units="percent")
+            F_baseline=base["ours: F %"], F_coprop=cop["ours: F %"], fbatch=I.FBATCH, clips=len(ev.clips),
+            seeds=seeds, extra_seeds=",".join(map(str, extra_list)), subset=subset, llm=llm_backend or "none",
+            units="percent")

@@ -30,6 +30,8 @@
 # The paper's Fig. 3 prints no numbers, so there is no paper column here.
 
 # %%
+from IPython.display import Markdown, display
+
 from coprop import experiments as E
 from coprop.reports import RunOutput
 from coprop.widgets import Viewer
@@ -43,6 +45,7 @@ subset: str = "ms3"  # s4 | ms3 | avss
 run_dir: str = "runs/smoke"  # suite of trained models, missing ones are trained here (coprop demo: runs/demo)
 suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
 model_config: str = "tiny"  # tiny (CPU, random init) | paper (GPU, local weight files)
+seeds: str = ""  # training seeds averaged, comma-separated ("0,1,2"; empty: seed)
 max_clips: int = 2  # test clips evaluated (-1: all)
 k: int = 1  # 'near' a conversion: within ±k frames of a GT control point after frame 0
 tau: float = 0.5  # binary alignment: IoU with the GT mask at least tau
@@ -57,25 +60,51 @@ num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CP
 E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
 out = RunOutput(output_dir, synthetic=data.synthetic)
-E.ensure_suite(run_dir, data, seed, suite, model_config, variants=("main",), device=device)
-ev = E.evaluation(run_dir, data, [seed], max_clips, llm=dict(backend=llm_backend, model=llm_model, url=llm_url),
-                  k=k, device=device)
+seed_list = E.parse_seeds(seeds or str(seed))
+for s in seed_list:
+    E.ensure_suite(run_dir, data, s, suite, model_config, variants=("main",), device=device)
+ev = E.evaluation(run_dir, data, seed_list, max_clips, llm=dict(backend=llm_backend, model=llm_model,
+                                                                 url=llm_url), k=k, device=device)
 methods = E.alignment_methods()
 if llm_backend:
     methods[1] = E.rcpg_stand_in(ev)
-ev.run(methods)
+rate_methods = methods + [E.KEYFRAME_ALONE]   # the keyframe model on every frame: no propagation at all
+ev.run(rate_methods)
 moc = ev.subset(E.is_moc)
 print(f"{ev.data_label}; MOC-style clips (a GT conversion after frame 0): {len(moc.clips)} of {len(ev.clips)}")
 
 # %% [markdown]
 # ## Alignment Rate per method: all test clips (near / far from conversions) and the MOC-style clips
+# Rates in % with 95 % intervals (two-level bootstrap over training seeds and test clips, as in 05);
+# `Δ AR near - far` is the paired difference of a method's two rates on the same draws. The benchmark is built
+# so that a method which lags behind the audio loses the frames next to a conversion: the simultaneous
+# baseline's rate near conversions should lie below its rate far from them, with intervals apart.
 
 # %%
-rates = E.alignment_report(ev, methods)
-out.table(rates, "alignment_rates", caption=f"Alignment Rate (%), tau {tau}, near = within ±{k} frames of a GT "
-          "source conversion. MOC-style = clips with a conversion after frame 0 (paper Fig. 3).", digits=2)
+rates = E.alignment_report(ev, rate_methods)
+display(out.table(rates, "alignment_rates", caption=f"Alignment Rate (%), tau {tau}, near = within ±{k} frames "
+                  "of a GT source conversion, with 95 % intervals; training seeds "
+                  f"{','.join(map(str, seed_list))}. MOC-style = clips with a conversion after frame 0 (paper "
+                  "Fig. 3)."))
 out.figure(E.fig3(rates, k, title=f"Alignment Rate (paper Fig. 3 layout) -- {ev.data_label}"), "fig3_alignment")
-rates
+
+# %%
+moc_ev = moc if moc.clips else ev
+CLAIM = "paper's claim"
+claim = E.intervals.claim(moc_ev, "Co-Prop keeps the sounding object better than the simultaneous baseline "
+                          "on MOC-style clips (Fig. 3)", methods[1], methods[0], 1, "AR all")
+check = E.intervals.paired(ev, methods[0], methods[0], "AR near", metric_b="AR far")
+by = {r["method"]: r for r in rates[rates["clips"] == "all test clips"].to_dict("records")}
+base = by[methods[0].label]
+near = f"AR within ±{k} of a conversion %"
+Markdown(f"- *{claim[CLAIM]}*: Alignment Rate {methods[1].label} minus {methods[0].label} "
+         f"on {len(moc_ev.clips)} clips: {claim['Δ AR all %']:+.1f} points [{claim['Δ AR all %_lo']:+.1f}, "
+         f"{claim['Δ AR all %_hi']:+.1f}] — **{claim['verdict']}**.\n"
+         f"- The benchmark's check: the simultaneous baseline's Alignment Rate within ±{k} of a conversion is "
+         f"{base[near]:.1f} % [{base[near + '_lo']:.1f}, {base[near + '_hi']:.1f}], farther "
+         f"{base['AR farther %']:.1f} % [{base['AR farther %_lo']:.1f}, {base['AR farther %_hi']:.1f}]; paired "
+         f"difference {100 * check[0]:+.1f} points [{100 * check[1]:+.1f}, {100 * check[2]:+.1f}]; intervals apart: "
+         f"**{base['near below far, intervals apart']}**.")
 
 # %% [markdown]
 # ## Timelines: which object each method segments, frame by frame
@@ -100,8 +129,6 @@ out.figure(viewer.static(), "viewer_" + clip.name, show=False)   # the report PN
 viewer
 
 # %%
-by = {r["method"]: r for r in rates[rates["clips"] == "all test clips"].to_dict("records")}
-near = f"AR within ±{k} of a conversion %"
 out.metrics(**{f"AR_near_{name}": by[label][near] for name, label in
                (("baseline", methods[0].label), ("coprop", methods[1].label), ("coprop_gt", methods[2].label))},
             **{f"AR_far_{name}": by[label]["AR farther %"] for name, label in

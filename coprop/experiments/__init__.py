@@ -35,8 +35,8 @@ from coprop.experiments.methods import (BASELINE, COPROP, COPROP_GT, KEYFRAME_AL
 from coprop.experiments.scoring import aligned_frames, clip_scores, per_frame_j, score
 from coprop.experiments.settings import parse_seeds, pick_device, resolve_path, set_threads
 from coprop.experiments.sources import cached_source, fit_sources
-from coprop.experiments.suite import (SUITES, VARIANTS, Suite, ensure_suite, prepared_data, stage_dependencies,
-                                      suite_config, text_labeler)
+from coprop.experiments.suite import (SUITES, VARIANTS, Suite, ensure_audio_encoder, ensure_suite, prepared_data,
+                                      stage_dependencies, suite_config, suite_train_clips, text_labeler)
 from coprop.experiments.tables import (NO_LLM, all_methods, claims, core_methods, rcpg_stand_in, table1,
                                        table1_methods, table2a, table2a_methods, table2b, table2b_methods, table4,
                                        table4_methods, table5, table5_methods, table6)
@@ -52,5 +52,5 @@ __all__ = [
     "suite_config", "table1", "table1_methods", "table2a", "table2a_methods", "table2b", "table2b_methods",
     "table4", "table4_methods", "table5", "table5_methods", "table6", "text_labeler", "timeline_figure",
     "KEYFRAME_ALONE", "PROPAGATOR_FROM_GT", "claims", "core_methods", "headline", "prepared_data",
-    "stage_dependencies",
+    "stage_dependencies", "suite_train_clips", "ensure_audio_encoder",
 ]

@@ -86,13 +86,14 @@ def paired_cells(ev: Evaluation, a: Method, b: Method, metric: str = "J", frames
 
 
 def paired(ev: Evaluation, a: Method, b: Method, metric: str = "J", frames_a: str = "all",
-           frames_b: str = "all") -> tuple[float, float, float]:
-    """(a - b, lo, hi) as fractions, on the seeds both methods were run for; NaNs for semantic data."""
+           frames_b: str = "all", metric_b: str | None = None) -> tuple[float, float, float]:
+    """(a - b, lo, hi) as fractions, on the seeds both methods were run for; NaNs for semantic data.
+    ``metric_b``: compare a's ``metric`` with b's ``metric_b`` (e.g. AR near - AR far of one method)."""
     seeds = [s for s in ev.seeds_of(a) if s in ev.seeds_of(b)]
     if not binary(ev) or not seeds:
         return float("nan"), float("nan"), float("nan")
     sa, sb = method_stats(ev, a, frames_a, seeds), method_stats(ev, b, frames_b, seeds)
-    return S.paired(sa, sb, metric, draws(len(seeds), len(ev.clips)), FBATCH)
+    return S.paired(sa, sb, metric, draws(len(seeds), len(ev.clips)), FBATCH, metric_b=metric_b)
 
 
 def claim(ev: Evaluation, text: str, a: Method, b: Method, sign: int = 1, metric: str = "J",

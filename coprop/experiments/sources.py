@@ -25,13 +25,13 @@ def cached_source(suite_dir: Path | None, name: str, data: Data):
 
 
 def fit_sources(suite: Suite, data: Data, names: Iterable[str], llm: dict[str, str] | None = None,
-                echo: Callable = print) -> dict[str, Any]:
+                echo: Callable = print, train: list | None = None) -> dict[str, Any]:
     """Fit the control-point sources a set of methods needs (cached per suite seed and data);
-    RCPG names ('rcpg:1-step', ...) need an LLM and are skipped without one."""
+    RCPG names ('rcpg:1-step', ...) need an LLM and are skipped without one. ``train``: ``data``'s training
+    clips when the caller has them already (else they are read when a source must be fitted)."""
     from coprop.controlpoints.detectors import get_source
     from coprop.io import atomic_path
 
-    train = None
     for name in names:
         if name in suite.sources:
             continue

@@ -127,13 +127,15 @@ def interval(per_seed: Sequence[ClipStats], metric: str, draws: Draws, fbatch: i
 
 
 def paired(a: Sequence[ClipStats], b: Sequence[ClipStats], metric: str, draws: Draws, fbatch: int = 4,
-           level: float = LEVEL) -> tuple[float, float, float]:
+           level: float = LEVEL, metric_b: str | None = None) -> tuple[float, float, float]:
     """(A - B, lo, hi): the paired difference of two methods scored on the same clips and the same seeds
-    (``a[i]`` and ``b[i]`` come from the same training seed)."""
+    (``a[i]`` and ``b[i]`` come from the same training seed); ``metric_b`` (default ``metric``) compares two
+    metrics, e.g. one method's Alignment Rate near conversions against its rate far from them."""
     if len(a) != len(b):
         raise ValueError(f"paired difference needs the same seeds for both methods ({len(a)} vs {len(b)})")
-    d = _replicates(a, metric, draws, fbatch) - _replicates(b, metric, draws, fbatch)
-    return (point(a, metric, fbatch) - point(b, metric, fbatch), *_interval(d, level))
+    mb = metric_b or metric
+    d = _replicates(a, metric, draws, fbatch) - _replicates(b, mb, draws, fbatch)
+    return (point(a, metric, fbatch) - point(b, mb, fbatch), *_interval(d, level))
 
 
 AGREES, DISAGREES, UNRESOLVED = "agrees", "disagrees", "not resolved at this size"

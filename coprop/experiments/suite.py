@@ -30,14 +30,17 @@ from coprop.experiments.settings import pick_device, resolve_path
 # that many batches from the 1000 training clips, validated at its end), sized with benchmarks/learning_curves.py
 # so that every model of Tables 1 and 2a, for three training seeds, trains within coprop demo's budget on two
 # cores (two single-threaded training processes, coprop.train.jobs).
+# ``audio_pretrain``: steps of the tiny audio encoder's pre-training as a sound classifier (coprop.train.
+# audio_pretrain, the stand-in for VGGish's AudioSet pre-training); every model of the seed starts from it.
 SUITES: dict[str, dict[str, Any]] = {
-    "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, train={}),
-    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, train={
+    "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=10), train={}),
+    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=400), train={
         "keyframe": dict(epochs=6, max_steps_per_epoch=200, checkpoint_every=100),        # 1200 steps, batch 4
         "keyframe_ft": dict(epochs=2, max_steps_per_epoch=100, checkpoint_every=0),       # 200 steps
         "propagator": dict(epochs=4, max_steps_per_epoch=100, checkpoint_every=100),      # 400 steps, batch 1
         "baseline": dict(epochs=4, max_steps_per_epoch=200, checkpoint_every=100)}),      # 800 steps, batch 1
-    "paper": dict(image_size=None, max_train_clips=None, val_clips=8, train={}),   # None: the config's size (224)
+    "paper": dict(image_size=None, max_train_clips=None, val_clips=8, audio_pretrain=None,   # VGGish is pre-trained
+                  train={}),   # image_size None: the model config's size (224)
 }
 # ``init``: the weights (<variant>/<stage> of the same seed) whose image backbone starts a stage, so every
 # propagator and the baseline start from the same fine-tuned keyframe encoder (standing in for the pretrained
@@ -54,7 +57,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def suite_config(model_config: str, suite: str, variant: str, num_text_labels: int = 0):
+def suite_config(model_config: str, suite: str, variant: str, num_text_labels: int = 0,
+                 audio_weights: Path | None = None):
+    """The ModelConfig of ``variant`` in ``suite``; ``audio_weights``: the seed's pre-trained tiny audio encoder."""
     from coprop.models.config import get_config
 
     if suite not in SUITES:
@@ -64,7 +69,39 @@ def suite_config(model_config: str, suite: str, variant: str, num_text_labels: i
         over["image_size"] = SUITES[suite]["image_size"]
     if variant == "text":
         over["num_text_labels"] = max(1, num_text_labels)
+    if audio_weights is not None and variant != "text":
+        over["audio_weights"] = str(audio_weights)
     return get_config(model_config, **over)
+
+
+AUDIO_FILE = "audio/audio_encoder.safetensors"
+
+
+def ensure_audio_encoder(run_dir: str | Path, data: Data, seed: int, suite: str, model_config: str = "tiny",
+                         echo: Callable = print) -> Path | None:
+    """The seed's pre-trained tiny audio encoder (``<run_dir>/seed<seed>/audio/``), trained when missing; None
+    when the suite does not pre-train, the config hears through VGGish, or the data has no sounding schedule."""
+    from coprop.data.synth_scene import CATEGORIES
+    from coprop.io import write_json
+    from coprop.train.audio_pretrain import frames_and_targets, pretrain_audio_encoder
+
+    opts = SUITES[suite].get("audio_pretrain")
+    cfg = suite_config(model_config, suite, "main")
+    path = resolve_path(run_dir) / f"seed{seed}" / AUDIO_FILE
+    if not opts or cfg.audio_encoder != "tiny":
+        return None
+    if path.is_file():
+        return path
+    tr, va, _, _ = prepared_data(data, suite, cfg.image_size)
+    x, y = frames_and_targets(tr, suite_train_clips(data, suite), CATEGORIES)
+    if not len(x):
+        return None    # no sounding schedule (real data): the encoder learns from the segmentation loss alone
+    val = frames_and_targets(va, data.split("val", SUITES[suite]["val_clips"]), CATEGORIES)
+    echo(f"  pre-training the audio encoder (seed {seed}, {len(x)} frames, {opts['steps']} steps) ...")
+    res = pretrain_audio_encoder(cfg, x, y, path, seed=seed, val=val, **opts)
+    write_json(path.parent / "metrics.json", {**res, "frames": int(len(x)), "categories": list(CATEGORIES)})
+    echo(f"  audio encoder: val F1 {res.get('val_f1', float('nan')):.3f} in {res['seconds']:.0f} s")
+    return path
 
 
 def _finished(run: Path, stage: str) -> bool:
@@ -76,10 +113,12 @@ def _finished(run: Path, stage: str) -> bool:
 
 
 def stage_dependencies(variant: str, stage: str) -> list[tuple[str, str]]:
-    """The (variant, stage) models that must be trained before this one: earlier keyframe stages of the variant
-    and the model its backbone starts from (``VARIANTS[variant]['init']``)."""
+    """The (variant, stage) models that must be finished before this one starts: the previous stage of the same
+    variant (its folder's config.json and metrics.csv are written by one stage at a time) and the model whose
+    backbone starts it (``VARIANTS[variant]['init']``)."""
     stages = VARIANTS[variant]["stages"]
-    deps = [(variant, s) for s in stages[:stages.index(stage)] if s in ("keyframe", "keyframe_ft")]
+    i = stages.index(stage)
+    deps = [(variant, stages[i - 1])] if i else []
     init = VARIANTS[variant].get("init", {}).get(stage)
     if init:
         deps.append(tuple(init.split("/", 1)))
@@ -91,6 +130,15 @@ def _stage_overrides(suite: str, variant: str, stage: str) -> dict[str, Any]:
 
 
 _PREPARED: dict[tuple, tuple] = {}   # (data key, suite, image size) -> prepared clips, kept for the process
+_RAW: dict[tuple, list] = {}
+
+
+def suite_train_clips(data: Data, suite: str) -> list:
+    """The suite's training clips as read from disk (kept for the process: training, the control-point sources)."""
+    key = (data.key(), suite)
+    if key not in _RAW:
+        _RAW[key] = data.split("train", SUITES[suite]["max_train_clips"])
+    return _RAW[key]
 
 
 def prepared_data(data: Data, suite: str, image_size: int) -> tuple:
@@ -101,7 +149,7 @@ def prepared_data(data: Data, suite: str, image_size: int) -> tuple:
 
     key = (data.key(), suite, image_size)
     if key not in _PREPARED:
-        train_clips = data.split("train", SUITES[suite]["max_train_clips"])
+        train_clips = suite_train_clips(data, suite)
         val_clips = data.split("val", SUITES[suite]["val_clips"])
         tr = T.prepare(train_clips, image_size, "preparing train clips")
         va = T.prepare(val_clips, image_size, "preparing val clips")
@@ -134,9 +182,10 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
     if not todo:
         return base
     t_start = time.perf_counter()
+    audio = ensure_audio_encoder(run_dir, data, seed, suite, model_config, echo)
     for variant, stage in todo:
         tr, va, vocab, labels = prepared_data(data, suite, suite_config(model_config, suite, variant).image_size)
-        cfg = suite_config(model_config, suite, variant, len(vocab))
+        cfg = suite_config(model_config, suite, variant, len(vocab), audio)
         p = T.stage_params(suite, stage, seed=seed, device=pick_device(device),
                            **_stage_overrides(suite, variant, stage))
         out = base / variant

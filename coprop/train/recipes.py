@@ -74,12 +74,14 @@ def load_splits(data_root: str | Path = "", subset: str = "ms3", synthetic_prese
 def train_all(data_root: str | Path = "", subset: str = "ms3", run_dir: str | Path | None = None,
               preset: str = "demo", config: str = "tiny", seed: int = 0, stages: Sequence[str] = STAGES,
               synthetic_preset: str | None = None, val_limit: int | None = None, window: int | None = None,
+              train_limit: int | None = None,
               stage_overrides: dict[str, dict[str, Any]] | None = None,
               model_overrides: dict[str, Any] | None = None, **overrides) -> dict[str, StageResult]:
     """Train ``stages`` in order into ``run_dir``; returns {stage: StageResult}.
 
     ``overrides`` (TrainParams fields, e.g. device='cpu', resume=False) apply to every stage,
-    ``window``: frames per propagator/baseline sample (default: the shortest clip);
+    ``window``: frames per propagator/baseline sample (default: the shortest clip); ``val_limit`` /
+    ``train_limit``: only the first N validation / training clips;
     ``stage_overrides`` ({stage: {field: value}}) to one stage (e.g. {'keyframe_ft': {'epochs': 2}}).
     ``model_overrides``: ModelConfig fields, e.g. {'propagator_weights': 'R50_AOTL_PRE_YTB_DAV.pth'}. With the
     default ``resume=True`` a re-run continues an interrupted stage and skips finished ones quickly.
@@ -91,7 +93,9 @@ def train_all(data_root: str | Path = "", subset: str = "ms3", run_dir: str | Pa
     run_dir = Path(run_dir) if run_dir else default_run_dir(subset, config, preset, seed)
     data = load_splits(data_root, subset, synthetic_preset, seed)
     cfg = get_config(config, **(model_overrides or {}))
-    train = prepare(data["train"], cfg.image_size, "preparing train clips")
+    train_set = data["train"] if train_limit is None else \
+        [data["train"][i] for i in range(min(train_limit, len(data["train"])))]
+    train = prepare(train_set, cfg.image_size, "preparing train clips")
     val_set = data["val"] if val_limit is None else [data["val"][i] for i in range(min(val_limit, len(data["val"])))]
     val = prepare(val_set, cfg.image_size, "preparing val clips") if len(val_set) else None
     if val is not None:
