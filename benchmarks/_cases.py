@@ -31,14 +31,15 @@ def model_config(config: str, size: int | None, num_classes: int = 1):
     return get_config(config, **overrides)
 
 
-def build(which: str, cfg, device: str) -> torch.nn.Module:
-    """``keyframe`` | ``propagator`` | ``baseline`` model of ``cfg`` in eval mode on ``device``."""
+def build(which: str, cfg, device: str, vggish: torch.nn.Module | None = None) -> torch.nn.Module:
+    """``keyframe`` | ``propagator`` | ``baseline`` model of ``cfg`` in eval mode on ``device``; ``vggish``: a
+    built VGGish the propagator shares (as a pipeline does) instead of holding its own."""
     if which == "keyframe":
         from coprop.models.keyframe import KeyframeProcessor as cls
     elif which == "propagator":
         from coprop.models.propagators import build_propagator  # 'paper': R50-AOTL + AudioInsert
 
-        return build_propagator(cfg, allow_random=True).to(device).eval()
+        return build_propagator(cfg, allow_random=True, vggish=vggish).to(device).eval()
     elif which == "baseline":
         from coprop.models.simultaneous import SimultaneousBaseline as cls
     else:
@@ -146,11 +147,14 @@ def baseline_memory_case(probe, config: str, T: int, size: int, dtype: str = "fp
 
 
 def coprop_memory_case(probe, config: str, T: int, size: int, dtype: str = "fp32", seed: int = 0,
-                       num_classes: int = 1, segment_len: int = 10) -> dict[str, Any]:
-    """(b) Co-Prop streaming over T frames (keyframe model on control points + one step per frame)."""
+                       num_classes: int = 1, segment_len: int = 10, share_vggish: bool = True) -> dict[str, Any]:
+    """(b) Co-Prop streaming over T frames (keyframe model on control points + one step per frame).
+    ``share_vggish=False`` gives the propagator its own VGGish (the layout before issue 10: +289 MB in `paper`)."""
     seed_all(seed)
     cfg = model_config(config, size, num_classes)
-    pipe = pipeline(build("keyframe", cfg, probe.device), build("propagator", cfg, probe.device))
+    keyframe = build("keyframe", cfg, probe.device)
+    shared = getattr(getattr(keyframe, "audio_encoder", None), "vggish", None) if share_vggish else None
+    pipe = pipeline(keyframe, build("propagator", cfg, probe.device, vggish=shared))
     pool = InputPool(cfg.image_size, 1, probe.device, seed)
     cps = control_points(T, segment_len)
     with torch.inference_mode(), autocast(probe.device, dtype):

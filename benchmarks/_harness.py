@@ -63,6 +63,7 @@ def _worker(argv: Sequence[str]) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     probe = Probe(a.device, a.mem_cap_mb or None)
+    probe.mark_imports()  # before any model is built: model_mem_mb = peak - this
     if a.device.startswith("cuda") and a.mem_cap_mb:
         total = torch.cuda.get_device_properties(a.device).total_memory / 2**20
         torch.cuda.set_per_process_memory_fraction(min(1.0, a.mem_cap_mb / total), a.device)
@@ -82,6 +83,9 @@ def _worker(argv: Sequence[str]) -> int:
             code = 1
     with contextlib.suppress(Exception):
         result.setdefault("peak_mem_mb", round(probe.peak_mb(), 1))
+        if result["status"] == OK:
+            result.setdefault("model_mem_mb", probe.model_mem_mb())
+            result.setdefault("import_mb", round(probe.import_mb, 1))
     if probe.base_mb is not None:
         result.setdefault("base_mb", round(probe.base_mb, 1))
     Path(a.out).write_text(json.dumps(result))
@@ -146,6 +150,7 @@ def run_in_process(target: str, kwargs: dict[str, Any], *, device: str = "cpu") 
     import torch
 
     probe = Probe(device, None)
+    probe.mark_imports()  # here it also holds what earlier cases left behind, and so does the peak
     t0 = time.monotonic()
     try:
         mod_name, fn_name = target.split(":")
@@ -159,6 +164,9 @@ def run_in_process(target: str, kwargs: dict[str, Any], *, device: str = "cpu") 
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
     row.setdefault("peak_mem_mb", round(probe.peak_mb(), 1))
+    if row["status"] == OK:
+        row.setdefault("model_mem_mb", probe.model_mem_mb())
+        row.setdefault("import_mb", round(probe.import_mb, 1))
     if probe.base_mb is not None:
         row.setdefault("base_mb", round(probe.base_mb, 1))
     row.setdefault("case_wall_s", round(time.monotonic() - t0, 1))

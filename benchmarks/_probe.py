@@ -22,6 +22,7 @@ class Probe:
         self.device = device
         self.mem_cap_mb = mem_cap_mb
         self.base_mb: float | None = None
+        self.import_mb: float | None = None
         self._limited = False
 
     @property
@@ -58,6 +59,24 @@ class Probe:
                 Path("/proc/self/clear_refs").write_text("5")
             self._arm_address_limit()
         self.base_mb = self.current_mb()
+
+    def mark_imports(self) -> float:
+        """Record the footprint of the interpreter with torch, timm and coprop's model and pipeline modules
+        imported and nothing built (RSS on a CPU; CUDA allocated on a GPU, i.e. 0). ``model_mem_mb`` = peak minus
+        this: what the models' weights and activations take, not the interpreter and its libraries."""
+        import gc
+        import importlib
+
+        for name in ("torch", "timm", "coprop", "coprop.models.keyframe", "coprop.models.simultaneous",
+                     "coprop.models.propagators", "coprop.models.aot_propagator", "coprop.pipeline"):
+            importlib.import_module(name)
+        gc.collect()
+        self.import_mb = self.current_mb()
+        return self.import_mb
+
+    def model_mem_mb(self) -> float | None:
+        """Peak minus the import footprint (None before ``mark_imports``)."""
+        return None if self.import_mb is None else round(self.peak_mb() - self.import_mb, 1)
 
     def peak_mb(self) -> float:
         self.sync()

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _harness as H  # noqa: E402
 
-COLUMNS = ["device", "config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status",
-           "work_mem_mb", "base_mb", "dtype", "segment_len", "mem_cap_mb", "threads", "load_avg", "torch", "note"]
+COLUMNS = ["device", "config", "method", "T", "size", "peak_mem_mb", "model_mem_mb", "ms_per_frame", "status",
+           "work_mem_mb", "base_mb", "import_mb", "dtype", "segment_len", "mem_cap_mb", "threads", "load_avg", "torch", "note"]
 METHODS = {"baseline": "benchmarks._cases:baseline_memory_case", "coprop": "benchmarks._cases:coprop_memory_case"}
 
 
@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--methods", default="baseline,coprop", help="comma-separated subset of baseline,coprop")
     ap.add_argument("--segment-len", type=int, default=10, help="Co-Prop: a control point every N frames")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="bf16 = autocast (GPU)")
+    ap.add_argument("--no-share-vggish", action="store_true",
+                    help="Co-Prop: give the propagator its own VGGish (the layout before one VGGish per pipeline)")
     H.common_args(ap)
     return ap.parse_args(argv)
 
@@ -84,11 +86,16 @@ def run(args: argparse.Namespace) -> list[dict]:
                     kwargs = {"config": config, "T": T, "size": args.size, "dtype": args.dtype, "seed": args.seed}
                     if method == "coprop":
                         kwargs["segment_len"] = args.segment_len
+                        if args.no_share_vggish:
+                            kwargs["share_vggish"] = False
+                            base["note"] = "propagator holds its own VGGish"
                     load = H.load_average()
                     res = H.run_case(METHODS[method], kwargs, device=device, mem_cap_mb=cap,
                                          timeout_s=args.timeout, threads=args.threads,
                                          isolate=not args.no_isolate)
                     row = {**base, **res, "load_avg": load}
+                    if base.get("note") and res.get("note"):
+                        row["note"] = f"{base['note']}; {res['note']}"
                     if row["status"] == H.OK:
                         row["work_mem_mb"] = round(row["peak_mem_mb"] - row["base_mb"], 1)
                     else:
@@ -157,6 +164,9 @@ def main(argv=None) -> int:
              + ("CUDA peak allocated (weights included)." if device.startswith("cuda") else
                 "process peak RSS (VmHWM, interpreter + torch + weights included); work_mem_mb = peak minus the "
                 "RSS before the measured run."),
+             "model_mem_mb = peak minus import_mb, the process's footprint after importing torch, timm and coprop's "
+             "model and pipeline modules (before any model is built): the models' weights and activations, "
+             "not the interpreter and its libraries.",
              "Each case ran " + ("in this process (smoke run: no cap, peaks include earlier cases' leftovers)."
                                  if args.no_isolate else "in a fresh process."),
              "Statuses: ok; OOM = allocation failed or killed at the cap; over-cap = not started because the "
@@ -164,7 +174,8 @@ def main(argv=None) -> int:
     H.write_table(rows, COLUMNS, stem, title="Peak memory and time per frame vs clip length", notes=notes,
                   extra_sections=[("Targets", H.markdown_table(tgt, H.TARGET_COLUMNS))])
     H.write_table(tgt, H.TARGET_COLUMNS, Path(f"{stem}_targets"), title="Memory targets")
-    H.print_table(rows, ["config", "method", "T", "size", "peak_mem_mb", "ms_per_frame", "status", "note"],
+    H.print_table(rows, ["config", "method", "T", "size", "peak_mem_mb", "model_mem_mb", "ms_per_frame", "status",
+                         "note"],
                   "Memory vs length")
     H.print_table(tgt, H.TARGET_COLUMNS, "Targets")
     print(f"\nwrote {stem}.csv, {stem}.md")

@@ -94,6 +94,9 @@ def test_memory_vs_length_script_writes_its_table(tmp_path):
         ("baseline", "2", "ok"), ("baseline", "3", "ok"), ("coprop", "2", "ok"), ("coprop", "3", "ok")]
     for r in rows:
         assert float(r["peak_mem_mb"]) > 100 and float(r["ms_per_frame"]) > 0 and r["size"] == "64"
+        # weights + activations only: above zero, below the peak by at least the imported torch
+        assert 0 < float(r["model_mem_mb"]) < float(r["peak_mem_mb"]) - 100
+        assert float(r["model_mem_mb"]) == pytest.approx(float(r["peak_mem_mb"]) - float(r["import_mb"]), abs=0.2)
     assert (tmp_path / f"memory_vs_length_{H.device_slug('cpu')}_t_targets.csv").is_file()
     assert "Targets" in proc.stdout and "| tiny | coprop | 3 |" in proc.stdout
 
