@@ -181,3 +181,26 @@ def test_audio_windows_see_the_neighbouring_source():
     # frame 1 sits at 1.94 s (GT: car) but its window [0.96, 1.92) is mostly dog
     assert w[1] == {"mixed": True, "dominant": ["dog"]}
     assert [x["dominant"] for x in w[2:]] == [["car"]] * 3
+
+
+def test_train_splits_scale_alike_and_larger_splits_extend_smaller_ones():
+    base = synth.PRESETS["smoke"]
+    big = synth.with_train_clips(base, 7)
+    assert big.s4["train"] == big.ms3["train"] == sum(big.avss["train"].values()) == 7
+    assert (big.s4["test"], big.ms3["val"], big.avss["val"]) == (base.s4["test"], base.ms3["val"], base.avss["val"])
+    small_jobs = {(j.subset, j.split, j.name): j for j in synth._jobs(base, 0)}
+    shared = [j for j in synth._jobs(big, 0) if (j.subset, j.split, j.name) in small_jobs and j.subset == "ms3"]
+    assert len(shared) == len([k for k in small_jobs if k[0] == "ms3"])
+    for job in shared[:2]:       # the same name is the same clip, whatever the split size
+        a, b = synth.make(job, 32, 0), synth.make(small_jobs[(job.subset, job.split, job.name)], 32, 0)
+        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.waveform, b.waveform)
+
+
+def test_parallel_generation_writes_the_same_files(tmp_path, synth_root):
+    # the session fixture generates with the default worker count (2 processes on 2 cores); this one serially
+    out = synth.generate(tmp_path / "serial", "smoke", 0, progress_bar=False, workers=1)
+    for sub in ("Multi-sources/ms3_meta_data.csv", "Multi-sources/" + synth.META, "AVSS/metadata.csv"):
+        assert (out / sub).read_bytes() == (synth_root / sub).read_bytes()
+    job = _smoke_jobs("ms3")[0]
+    rel = f"Multi-sources/ms3_data/visual_frames/{job.name}/{job.name}.mp4_1.png"
+    assert (out / rel).read_bytes() == (synth_root / rel).read_bytes()

@@ -40,7 +40,7 @@ def method_stats(ev: Evaluation, m: Method, frames: str = "all", seeds: list[int
 
     out = []
     for seed in (ev.seeds_of(m) if seeds is None else seeds):
-        key = f"{_clips_key(ev)}/{m.key}/{frames}/{seed}/{ev.k}/{id(ev.suites[seed])}"
+        key = f"{_clips_key(ev)}/{m.key}/{frames}/{seed}/{ev.k}/{id(ev.results[seed][m.key])}"
         if key not in _STATS:
             res = ev.results[seed][m.key]
             cps = [np.asarray(r.control_points, bool) for r in res]

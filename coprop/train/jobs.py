@@ -62,7 +62,7 @@ def run_jobs(jobs: list[Job], workers: int = 2, threads: int = 1,
 
     The first failing job stops the run: the jobs not started yet are cancelled, the running ones finish, and
     its exception is raised (naming the job)."""
-    order = _order(jobs)
+    order = _order(jobs)        # validates; workers take ready jobs in the caller's order (its priorities)
     results: dict[str, tuple[Any, float]] = {}
     if workers <= 1:
         for j in order:
@@ -72,7 +72,7 @@ def run_jobs(jobs: list[Job], workers: int = 2, threads: int = 1,
         return results
     # fork: workers inherit the caller's prepared data; spawn would re-import the caller's __main__
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    pending = list(order)
+    pending = list(jobs)
     running: dict[Future, Job] = {}
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
         while pending or running:
