@@ -122,7 +122,8 @@ def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | Non
     summary = {"wall_s": {k: round(v, 1) for k, v in phases.items()},
                "notebooks": {r.notebook: {"status": r.status, "seconds": round(r.duration_s, 1),
                                           "error": r.error} for r in results},
-               "jobs_s": jobs, "workers": workers, "seeds": seeds, "extra_seeds": extra,
+               "jobs_wall_cpu_s": jobs, "jobs_cpu_total_s": round(sum(c for _, c in jobs.values()), 1),
+               "workers": workers, "seeds": seeds, "extra_seeds": extra,
                "load_average_1_5_15min": load, "cpu_count": os.cpu_count(),
                "run_dir": paths.display_path(E.resolve_path(run_dir)), "reports": paths.display_path(reports),
                "data": paths.display_path(root), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -73,7 +73,7 @@ def plan(seeds: list[int], extra_seeds: list[int]) -> list:
 
 def run(run_dir: str, data, seeds: list[int], extra_seeds: list[int], suite: str = "demo",
         model_config: str = "tiny", device: str = "auto", workers: int = 2, echo: Callable = print) -> dict:
-    """Train, fit and predict everything with ``workers`` processes; returns {job: seconds}."""
+    """Train, fit and predict everything with ``workers`` processes; returns {job: [wall s, CPU s]}."""
     from coprop import experiments as E
     from coprop.train.jobs import run_jobs
 
@@ -82,4 +82,4 @@ def run(run_dir: str, data, seeds: list[int], extra_seeds: list[int], suite: str
     _CTX.update(run_dir=run_dir, data=data, suite=suite, model_config=model_config, device=device, echo=echo,
                 train_clips=E.suite_train_clips(data, suite))
     done = run_jobs(plan(seeds, extra_seeds), workers=workers, echo=echo)
-    return {name: round(sec, 1) for name, (_, sec) in done.items()}
+    return {name: [round(wall, 1), round(cpu, 1)] for name, (_, wall, cpu) in done.items()}

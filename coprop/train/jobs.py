@@ -51,24 +51,28 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-def _timed(fn: Callable, kwargs: dict) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    return fn(**kwargs), time.perf_counter() - t0
+def _timed(fn: Callable, kwargs: dict) -> tuple[Any, float, float]:
+    """(result, wall seconds, CPU seconds of this process): CPU time does not grow when other work shares the
+    cores, so it is what a quiet machine's wall time would be."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn(**kwargs)
+    return out, time.perf_counter() - t0, time.process_time() - c0
 
 
 def run_jobs(jobs: list[Job], workers: int = 2, threads: int = 1,
-             echo: Callable[[str], None] = print) -> dict[str, tuple[Any, float]]:
-    """Run ``jobs``; returns {name: (result, seconds)}. ``workers`` <= 1 runs them here, one after another.
+             echo: Callable[[str], None] = print) -> dict[str, tuple[Any, float, float]]:
+    """Run ``jobs``; returns {name: (result, wall seconds, CPU seconds)}. ``workers`` <= 1 runs them here, one
+    after another.
 
     The first failing job stops the run: the jobs not started yet are cancelled, the running ones finish, and
     its exception is raised (naming the job)."""
     order = _order(jobs)        # validates; workers take ready jobs in the caller's order (its priorities)
-    results: dict[str, tuple[Any, float]] = {}
+    results: dict[str, tuple[Any, float, float]] = {}
     if workers <= 1:
         for j in order:
             echo(f"job {j.name} ...")
             results[j.name] = _timed(j.fn, j.kwargs)
-            echo(f"job {j.name} done in {results[j.name][1]:.0f} s")
+            echo(f"job {j.name} done in {results[j.name][1]:.0f} s (CPU {results[j.name][2]:.0f} s)")
         return results
     # fork: workers inherit the caller's prepared data; spawn would re-import the caller's __main__
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -88,5 +92,5 @@ def run_jobs(jobs: list[Job], workers: int = 2, threads: int = 1,
                 except BaseException as e:
                     pending.clear()
                     raise RuntimeError(f"job {j.name} failed: {type(e).__name__}: {e}") from e
-                echo(f"job {j.name} done in {results[j.name][1]:.0f} s")
+                echo(f"job {j.name} done in {results[j.name][1]:.0f} s (CPU {results[j.name][2]:.0f} s)")
     return results
