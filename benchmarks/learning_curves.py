@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STAGES = ("keyframe", "propagator", "baseline")
-DEFAULT_STEPS = {"keyframe": 1200, "propagator": 400, "baseline": 800}   # the demo's budgets
+DEFAULT_STEPS = {"keyframe": 1000, "propagator": 300, "baseline": 500}   # the demo's budgets
 _DATA: dict = {}      # prepared clips, filled before the workers fork (shared copy-on-write)
 
 

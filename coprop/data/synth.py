@@ -59,8 +59,8 @@ PRESETS: dict[str, Preset] = {
     # that one is large (the learning curves of benchmarks/learning_curves.py sized it: distinct clips, not
     # epochs over a few, are what the tiny models need); the test split resolves differences of a few J points.
     "demo": Preset(
-        size=64, s4={"train": 240, "val": 16, "test": 24}, ms3={"train": 1000, "val": 32, "test": 120},
-        avss={"train": {"v1s": 40, "v1m": 40, "v2": 40}, "val": {"v1s": 4, "v1m": 4, "v2": 4},
+        size=64, s4={"train": 120, "val": 16, "test": 24}, ms3={"train": 1000, "val": 32, "test": 120},
+        avss={"train": {"v1s": 20, "v1m": 20, "v2": 20}, "val": {"v1s": 4, "v1m": 4, "v2": 4},
               "test": {"v1s": 4, "v1m": 6, "v2": 6}},
         note="the README demo: 1000 MS3-style training clips, 120 test clips, 64x64"),
     "long": Preset(

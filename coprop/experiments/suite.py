@@ -34,26 +34,26 @@ from coprop.experiments.settings import pick_device, resolve_path
 # audio_pretrain, the stand-in for VGGish's AudioSet pre-training); every model of the seed starts from it.
 SUITES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=10), train={}),
-    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=400), train={
-        "keyframe": dict(epochs=6, max_steps_per_epoch=200, checkpoint_every=100),        # 1200 steps, batch 4
-        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=100, checkpoint_every=0),       # 200 steps
-        "propagator": dict(epochs=4, max_steps_per_epoch=100, checkpoint_every=100),      # 400 steps, batch 1
-        "baseline": dict(epochs=4, max_steps_per_epoch=200, checkpoint_every=100)}),      # 800 steps, batch 1
+    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=300), train={
+        "keyframe": dict(epochs=5, max_steps_per_epoch=200, checkpoint_every=100),        # 1000 steps, batch 4
+        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=75, checkpoint_every=0),        # 150 steps
+        "propagator": dict(epochs=3, max_steps_per_epoch=100, checkpoint_every=100),      # 300 steps, batch 1
+        "baseline": dict(epochs=5, max_steps_per_epoch=100, checkpoint_every=100)}),      # 500 steps, batch 1
     "paper": dict(image_size=None, max_train_clips=None, val_clips=8, audio_pretrain=None,   # VGGish is pre-trained
                   train={}),   # image_size None: the model config's size (224)
 }
 # ``init``: the weights (<variant>/<stage> of the same seed) whose image backbone starts a stage, so every
 # propagator and the baseline start from the same fine-tuned keyframe encoder (standing in for the pretrained
 # encoders of paper 4.2), and the text-guided keyframe model from the audio-guided one's stage-1 encoder.
-# ``train``: per suite, per-stage overrides on top of SUITES (the text-guided model, its encoder given, gets half
-# the audio-guided model's stage-1 steps).
+# ``train``: per suite, per-stage overrides on top of SUITES (the text-guided model, its encoder given, gets 400
+# stage-1 steps to the audio-guided model's 1000).
 VARIANTS: dict[str, dict[str, Any]] = {
     "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline"),
                  init={"propagator": "main/keyframe_ft", "baseline": "main/keyframe_ft"}),
     "aip1": dict(cfg=dict(audio_insert_levels=1), stages=("propagator",), init={"propagator": "main/keyframe_ft"}),
     "aot": dict(cfg=dict(audio_insert_levels=0), stages=("propagator",), init={"propagator": "main/keyframe_ft"}),
     "text": dict(cfg=dict(guidance="text"), stages=("keyframe", "keyframe_ft"), init={"keyframe": "main/keyframe"},
-                 train={"demo": {"keyframe": dict(epochs=3)}}),
+                 train={"demo": {"keyframe": dict(epochs=2)}}),
 }
 
 
