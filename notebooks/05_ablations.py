@@ -8,7 +8,7 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -35,8 +35,8 @@
 # percentiles of the replicates are the interval. A row's `Δ J vs reference` is the *paired* difference to its
 # reference row on the same draws, so the variation both rows share cancels. A claim of the paper "agrees" when
 # that paired interval lies on the paper's side of 0, "disagrees" when it lies on the other side, and is "not
-# resolved at this size" when it contains 0. With 3 seeds the seed level is coarse: the intervals are
-# approximate, and they do not cover the choice of the synthetic benchmark's own seed.
+# resolved at this size" when it contains 0. With few training seeds (the demo has three) the seed level is
+# coarse: the intervals are approximate, and they do not cover the choice of the synthetic benchmark's own seed.
 
 # %%
 from IPython.display import Markdown, display

@@ -18,10 +18,6 @@ from coprop.experiments.methods import Method
 
 FBATCH = 4          # videos per F-batch (the official AVSBench test.sh): F depends on it, every table states it
 B = S.B_DEFAULT     # bootstrap replicates
-HOW = ("95 % intervals: two-level bootstrap, 2000 replicates, each drawing the training seeds with replacement and "
-       "the test clips with replacement (the same clip draw for every seed and method), scores recomputed on the "
-       "draw as the official protocol pools them; percentile intervals. Δ = paired difference to the reference row "
-       f"on the same draws. F uses F-batches of {FBATCH} consecutive clips.")
 _STATS: dict[str, list] = {}   # method predictions' per-clip statistics, per (clips, method, frames, seed)
 
 
