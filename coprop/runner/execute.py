@@ -81,7 +81,7 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row in index.csv and a named cell
         status, error = "failed", describe_failure(exc)
     finally:
-        _relative_provenance(out_nb, nb)
+        _tidy_report(out_nb, nb)
         pm_log.setLevel(pm_level)
         for k, v in env_before.items():
             if v is None:
@@ -99,18 +99,30 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error)
 
 
-def _relative_provenance(out_nb: Path, nb: Path) -> None:
-    """papermill records the input and output paths as given (absolute here) in the notebook's metadata;
-    rewrite them relative to the repository root so a committed report names no machine."""
+def _tidy_report(out_nb: Path, nb: Path, kernel_name: str = "python3") -> None:
+    """Make the executed notebook open cleanly in JupyterLab and name no machine:
+
+    * papermill records the input and output paths as given (absolute here): rewrite them relative to the repo;
+    * the kernelspec gets the installed kernel's display name (ipykernel: 'Python 3 (ipykernel)'): JupyterLab
+      rewrites a differing one when the kernel starts, which marks a just-opened report as changed;
+    * jupytext pairing metadata is dropped: a report is never paired (saving it must not write a .py)."""
     import nbformat
 
     if not out_nb.exists():
         return
     book = nbformat.read(str(out_nb), as_version=4)
     pm = book.metadata.get("papermill")
-    if not pm:
-        return
-    pm["input_path"], pm["output_path"] = paths.display_path(nb), paths.display_path(out_nb)
+    if pm:
+        pm["input_path"], pm["output_path"] = paths.display_path(nb), paths.display_path(out_nb)
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+        book.metadata["kernelspec"] = {"display_name": spec.display_name, "language": spec.language,
+                                       "name": kernel_name}
+    except Exception:  # noqa: BLE001 - no such kernelspec: keep what the notebook says
+        pass
+    book.metadata.pop("jupytext", None)
     with atomic_path(out_nb) as tmp:
         nbformat.write(book, str(tmp))
 
