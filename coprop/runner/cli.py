@@ -1,11 +1,11 @@
 """``coprop run-notebooks``: the command line of the notebook runner."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from coprop import paths
+from coprop.cli_args import ArgumentParser   # usage errors: one line, exit 2, like every coprop command
 from coprop.runner.execute import run_notebooks
 from coprop.runner.notebooks import declared_parameters, list_notebooks, select
 from coprop.runner.parameters import parse_overrides
@@ -14,7 +14,7 @@ DESCRIPTION = "Execute notebooks through papermill into ``reports/`` and keep on
 
 
 def cli(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="coprop run-notebooks", description=DESCRIPTION)
+    ap = ArgumentParser(prog="coprop run-notebooks", description=DESCRIPTION)
     ap.add_argument("--config", "-f", help="parameter file (configs/smoke.yaml, demo.yaml, paper.yaml)")
     ap.add_argument("--only", nargs="+", metavar="NAME",
                     help="notebooks to run, by stem or prefix ('05' or '05_ablations'); commas also split")
