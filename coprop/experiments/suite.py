@@ -161,6 +161,30 @@ def prepared_data(data: Data, suite: str, image_size: int) -> tuple:
     return _PREPARED[key]
 
 
+_DATA_KEYS = ("data_root", "synthetic_preset", "subset", "data_seed")
+
+
+def warn_other_data(base: Path, info: dict, echo: Callable = print) -> list[str]:
+    """Warn (``warnings.warn`` and ``echo``) when the models in ``base`` were trained on other data than ``info``
+    describes (data root, synthetic preset, subset or data seed): they are reused as they are, so the results
+    describe models trained elsewhere. Returns the differences, e.g. ``["synthetic_preset: smoke -> demo"]``."""
+    import json
+    import warnings
+
+    try:
+        old = json.loads((base / "suite.json").read_text())
+    except (OSError, ValueError):
+        return []
+    diffs = [f"{k}: {old.get(k)!r} -> {info.get(k)!r}" for k in _DATA_KEYS if k in old and old.get(k) != info.get(k)]
+    if diffs:
+        msg = (f"{base}: these models were trained on other data ({'; '.join(diffs)}, see suite.json) and are "
+               "reused as they are; to train models for this data, give a run_dir of its own (e.g. runs/demo for "
+               "the demo preset)")
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        echo("WARNING: " + msg)
+    return diffs
+
+
 def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "smoke", model_config: str = "tiny",
                  variants: Iterable[str] = tuple(VARIANTS), device: str = "auto", echo: Callable = print,
                  only: Iterable[tuple[str, str]] | None = None) -> Path:
@@ -176,6 +200,8 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
         from coprop.io import write_json
 
         write_json(base / "suite.json", info)   # what infer needs to refit the control-point detector
+    else:
+        warn_other_data(base, info, echo)
     wanted = None if only is None else {tuple(x) for x in only}
     todo = [(v, s) for v in variants for s in VARIANTS[v]["stages"]
             if (wanted is None or (v, s) in wanted) and not _finished(base / v, s)]
