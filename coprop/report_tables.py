@@ -89,7 +89,7 @@ def format_table(df: pd.DataFrame, caption: str = "", *, data_note: str = "", sh
                  key: Sequence[str] | None = None, percent: Iterable[str] = (),
                  digits: int | Mapping[str, int] | None = None, missing: str = DEFAULT_MISSING,
                  missing_by_column: Mapping[str, str] | None = None, interval_note: str = INTERVAL_NOTE,
-                 std_note: str = STD_NOTE, max_width: int = 110, move_constant: bool = True) -> ReaderTable:
+                 std_note: str = STD_NOTE, max_width: int = 130, move_constant: bool = True) -> ReaderTable:
     """Format ``df`` for readers (see the module docstring for the rules).
 
     Args:
@@ -101,7 +101,8 @@ def format_table(df: pd.DataFrame, caption: str = "", *, data_note: str = "", sh
         percent: more columns to treat as percentages (one decimal) besides those with ``%`` in the name.
         digits: decimals for every non-integer number column, or per column; default: automatic.
         missing / missing_by_column: why a cell is empty, for the footnote (per column where the reason differs).
-        max_width: characters per part (about what fits in a JupyterLab output area 1000 px wide).
+        max_width: characters per part (about what fits in a JupyterLab output area 1000 px wide, ~7 px a
+            character).
         move_constant: move text columns with one value in every row into the caption (tables of 2+ rows).
 
     Returns:
@@ -209,22 +210,28 @@ def _decimals(values, col: str, percent: set[str], digits) -> int:
     return int(min(4, max(0, 2 - math.floor(math.log10(top)))))
 
 
+def _f(v, d: int) -> str:
+    """``v`` with ``d`` decimals; a value that rounds to zero is written without a sign ('0.0', never '-0.0')."""
+    out = f"{float(v):.{d}f}"
+    return out[1:] if out.startswith("-") and float(out) == 0 else out
+
+
 def _num(v, d: int) -> str:
-    return f"{float(v):.{d}f}" if _finite(v) else DASH
+    return _f(v, d) if _finite(v) else DASH
 
 
 def _interval(v, lo, hi, d: int) -> str:
     if not _finite(v):
         return DASH
     if _finite(lo) and _finite(hi):
-        return f"{float(v):.{d}f} [{float(lo):.{d}f}, {float(hi):.{d}f}]"
-    return f"{float(v):.{d}f}"
+        return f"{_f(v, d)} [{_f(lo, d)}, {_f(hi, d)}]"
+    return _f(v, d)
 
 
 def _pm(v, s, d: int) -> str:
     if not _finite(v):
         return DASH
-    return f"{float(v):.{d}f} ± {float(s):.{d}f}" if _finite(s) else f"{float(v):.{d}f}"
+    return f"{_f(v, d)} ± {_f(s, d)}" if _finite(s) else _f(v, d)
 
 
 def _format_column(s: pd.Series, col: str, percent: set[str], digits) -> list[str]:

@@ -50,6 +50,9 @@ def test_sensible_decimals_and_lists():
     assert list(f["ms"]) == ["123", "80"]
     assert list(f["cp"]) == ["1, 0, 0", "1, 0, 1"] and list(f["ok"]) == ["yes", "no"]
     assert list(format_table(df, digits=2, move_constant=False).frame["ms"]) == ["123.46", "80.10"]
+    tiny = pd.DataFrame({"m": ["a"], "d %": [-0.01], "d %_lo": [-0.04], "d %_hi": [0.02]})
+    assert format_table(tiny).frame["d %"][0] == "0.0 [0.0, 0.0]"   # no '-0.0'
+
 
 
 def test_empty_column_left_out_with_a_note():
