@@ -49,8 +49,8 @@ output_dir: str = "reports/_scratch/00_walkthrough"  # where tables, figures and
 seed: int = 0  # random seed (the synthetic data and the training seed)
 subset: str = "ms3"  # s4 | ms3 | avss
 clip_index: int = -1  # test clip to follow (-1: chosen by the rule above: a conversion between two objects)
-run_dir: str = "runs/smoke"  # trained models, missing ones are trained here (coprop demo: runs/demo)
-suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
+run_dir: str = ""  # trained models, missing ones are trained here (empty: runs/<synthetic_preset>, e.g. runs/demo of coprop demo)
+suite: str = ""  # training sizes for missing models: smoke | demo | paper (empty: the synthetic preset, paper for AVSBench)
 model_config: str = "tiny"  # tiny (CPU, random init) | paper (GPU, local weight files)
 device: str = "auto"  # auto | cpu | cuda
 num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CPU, 0: torch default)
@@ -58,6 +58,7 @@ num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CP
 # %%
 E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
+run_dir, suite = E.suite_defaults(run_dir, suite, data)  # one parameter, synthetic_preset, picks data and models
 out = RunOutput(output_dir, synthetic=data.synthetic)
 E.ensure_suite(run_dir, data, seed, suite, model_config, variants=("main",), device=device)
 models = E.Suite.load(run_dir, seed, E.pick_device(device))

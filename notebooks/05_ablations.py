@@ -53,8 +53,8 @@ seed: int = 0  # random seed of the synthetic benchmark (the data)
 seeds: str = "0"  # training seeds of Tables 1 and 2a, comma-separated ("0,1,2")
 extra_seeds: str = ""  # training seeds of Tables 2b, 4, 5 (a subset of seeds; empty: the first of seeds)
 subset: str = "ms3"  # s4 | ms3 | avss
-run_dir: str = "runs/smoke"  # suite of trained models, missing ones are trained here (coprop demo: runs/demo)
-suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
+run_dir: str = ""  # trained models, missing ones are trained here (empty: runs/<synthetic_preset>, e.g. runs/demo of coprop demo)
+suite: str = ""  # training sizes for missing models: smoke | demo | paper (empty: the synthetic preset, paper for AVSBench)
 model_config: str = "tiny"  # tiny (CPU, random init) | paper (GPU, local weight files)
 max_clips: int = 2  # test clips evaluated (-1: all)
 k: int = 1  # alignment: frames within ±k of a GT source conversion count as 'near'
@@ -68,6 +68,7 @@ num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CP
 # %%
 E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
+run_dir, suite = E.suite_defaults(run_dir, suite, data)  # one parameter, synthetic_preset, picks data and models
 out = RunOutput(output_dir, synthetic=data.synthetic)
 seed_list = E.parse_seeds(seeds)
 extra_list = [s for s in E.parse_seeds(extra_seeds or str(seed_list[0])) if s in seed_list] or seed_list[:1]

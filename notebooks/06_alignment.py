@@ -42,8 +42,8 @@ synthetic_preset: str = "smoke"  # synthetic preset generated on demand when dat
 output_dir: str = "reports/_scratch/06_alignment"  # where tables, figures and metrics.json go
 seed: int = 0  # random seed (the synthetic data and the training seed of the suite)
 subset: str = "ms3"  # s4 | ms3 | avss
-run_dir: str = "runs/smoke"  # suite of trained models, missing ones are trained here (coprop demo: runs/demo)
-suite: str = "smoke"  # training sizes for missing models: smoke | demo | paper
+run_dir: str = ""  # trained models, missing ones are trained here (empty: runs/<synthetic_preset>, e.g. runs/demo of coprop demo)
+suite: str = ""  # training sizes for missing models: smoke | demo | paper (empty: the synthetic preset, paper for AVSBench)
 model_config: str = "tiny"  # tiny (CPU, random init) | paper (GPU, local weight files)
 seeds: str = ""  # training seeds averaged, comma-separated ("0,1,2"; empty: seed)
 max_clips: int = 2  # test clips evaluated (-1: all)
@@ -59,6 +59,7 @@ num_threads: int = 1  # CPU threads for torch (1 is fastest on a shared, busy CP
 # %%
 E.set_threads(num_threads)
 data = E.Data(data_root, synthetic_preset, subset, seed)
+run_dir, suite = E.suite_defaults(run_dir, suite, data)  # one parameter, synthetic_preset, picks data and models
 out = RunOutput(output_dir, synthetic=data.synthetic)
 seed_list = E.parse_seeds(seeds or str(seed))
 for s in seed_list:

@@ -32,3 +32,10 @@ def test_ensure_suite_warns_before_reusing(tmp_path):
     _suite_json(tmp_path)
     with pytest.warns(UserWarning, match="synthetic_preset"):
         E.ensure_suite(tmp_path / "runs", E.Data("", "demo", "ms3", 0), seed=0, only=[], echo=lambda *_: None)
+
+
+def test_one_parameter_picks_models_and_suite():
+    assert E.suite_defaults("", "", E.Data("", "demo")) == ("runs/demo", "demo")
+    assert E.suite_defaults("", "", E.Data("", "long")) == ("runs/long", "demo")
+    assert E.suite_defaults("", "", E.Data("/data/AVSBench", "smoke")) == ("runs/paper", "paper")
+    assert E.suite_defaults("runs/x", "smoke", E.Data("", "demo")) == ("runs/x", "smoke")

@@ -36,7 +36,8 @@ from coprop.experiments.scoring import aligned_frames, clip_scores, per_frame_j,
 from coprop.experiments.settings import parse_seeds, pick_device, resolve_path, set_threads
 from coprop.experiments.sources import cached_source, fit_sources
 from coprop.experiments.suite import (SUITES, VARIANTS, Suite, ensure_audio_encoder, ensure_suite, prepared_data,
-                                      stage_dependencies, suite_config, suite_train_clips, text_labeler)
+                                      stage_dependencies, suite_config, suite_defaults, suite_train_clips,
+                                      text_labeler)
 from coprop.experiments.tables import (NO_LLM, all_methods, claims, core_methods, rcpg_stand_in, table1,
                                        table1_methods, table2a, table2a_methods, table2b, table2b_methods, table4,
                                        table4_methods, table5, table5_methods, table6)
@@ -44,7 +45,7 @@ from coprop.experiments.headline import headline
 
 __all__ = [
     "BASELINE", "COPROP", "COPROP_GT", "DATASET_OF", "NO_LLM", "SUITES", "VARIANTS", "ClipResult", "Data",
-    "choose_walkthrough_clip", "object_conversion", "sounding_objects",
+    "choose_walkthrough_clip", "object_conversion", "sounding_objects", "suite_defaults",
     "Evaluation", "Method", "Suite", "aligned_frames", "alignment_methods", "alignment_report", "alignment_table",
     "all_methods", "cached_source", "clip_scores", "ensure_suite", "evaluation", "fig3", "fig4", "fit_sources",
     "frame_objects", "gt_control_points", "is_moc", "keyframe_logits", "parse_seeds", "per_frame_j", "pick_clip",

@@ -164,6 +164,17 @@ def prepared_data(data: Data, suite: str, image_size: int) -> tuple:
 _DATA_KEYS = ("data_root", "synthetic_preset", "subset", "data_seed")
 
 
+def suite_defaults(run_dir: str, suite: str, data: Data) -> tuple[str, str]:
+    """Fill empty ``run_dir`` / ``suite`` from the data, so one parameter (``synthetic_preset``) points a notebook
+    at a whole run: synthetic preset P -> ``runs/P`` and suite P (``coprop demo`` trains ``runs/demo``); a preset
+    that is no suite (``long``) -> suite ``demo``; AVSBench (``data_root`` set) -> ``runs/paper``, suite ``paper``.
+    Given values are kept."""
+    if data.data_root:
+        return run_dir or "runs/paper", suite or "paper"
+    preset = data.synthetic_preset
+    return run_dir or f"runs/{preset}", suite or (preset if preset in SUITES else "demo")
+
+
 def warn_other_data(base: Path, info: dict, echo: Callable = print) -> list[str]:
     """Warn (``warnings.warn`` and ``echo``) when the models in ``base`` were trained on other data than ``info``
     describes (data root, synthetic preset, subset or data seed): they are reused as they are, so the results
