@@ -94,6 +94,10 @@ def test_tpavi_on_logmel_is_a_plug_in_keyframe_model(vggish_file):
     assert out.shape == (7, 1, 32, 32)
     torch.testing.assert_close(out[:5], first, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out[5:], rest[:2], atol=1e-5, rtol=1e-5)
+    with torch.inference_mode():  # the simultaneous-baseline call: a batch of clips [B,T,...] -> [B,T,K,S,S]
+        batch = seg(frames[:5].expand(2, -1, -1, -1, -1), logmel[:5].expand(2, -1, -1, -1, -1))
+    assert batch.shape == (2, 5, 1, 32, 32)
+    torch.testing.assert_close(batch, first.expand(2, -1, -1, -1, -1), atol=1e-5, rtol=1e-5)
     pipe = CoProp(seg, prop)
     assert seg.vggish is prop.guidance.audio.vggish and pipe.shared_vggish_bytes == VGGISH_BYTES
     with warnings.catch_warnings():
