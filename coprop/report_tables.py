@@ -64,7 +64,7 @@ class ReaderTable:
             if i:
                 blocks.append(f"<p style='margin:.6em 0 .2em 0'><i>continued, part {i + 1} of "
                               f"{len(self.parts)}</i></p>")
-            blocks.append(part.to_html(index=False, escape=True, border=0))
+            blocks.append(_html_table(part))
         if self.notes:
             items = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
             blocks.append(f'<ul style="font-size:90%;margin:.4em 0 0 0;padding-left:1.2em">{items}</ul>')
@@ -292,6 +292,21 @@ def _pipe_table(df: pd.DataFrame) -> str:
              "|" + "|".join("---" if _left(df[c]) else "---:" for c in df.columns) + "|"]
     lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    """An HTML table with text columns aligned left and number columns right (JupyterLab's stylesheet aligns
+    every cell right), numbers kept on one line with digits of equal width."""
+    left = {c: _left(df[c]) for c in df.columns}
+
+    def style(c) -> str:
+        return ("text-align:left" if left[c] else
+                "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums") + ";padding:3px 10px"
+
+    head = "".join(f'<th style="{style(c)}">{html.escape(str(c))}</th>' for c in df.columns)
+    rows = "".join("<tr>" + "".join(f'<td style="{style(c)}">{html.escape(str(v))}</td>'
+                                    for c, v in zip(df.columns, row)) + "</tr>" for row in df.itertuples(index=False))
+    return f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def _left(col: pd.Series) -> bool:
