@@ -52,6 +52,10 @@ def append_index(reports: Path, row: dict[str, Any]) -> Path:
     with _locked(index):
         rows = read_index(reports)
         rows.append({c: row.get(c, "") for c in INDEX_COLUMNS})
+        # every row, old ones included, names paths relative to the repository root (rows written before
+        # the runner did so still held the machine's absolute paths)
+        root = str(paths.repo_root()).rstrip("/") + "/"
+        rows = [{k: (v.replace(root, "") if isinstance(v, str) else v) for k, v in r.items()} for r in rows]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS, extrasaction="ignore")
         writer.writeheader()
