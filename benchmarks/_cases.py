@@ -48,6 +48,14 @@ def build(which: str, cfg, device: str, vggish: torch.nn.Module | None = None) -
     return cls(cfg, **kwargs).to(device).eval()
 
 
+def build_pair(cfg, device: str, share_vggish: bool = True) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(keyframe model, propagator) of ``cfg``; with ``share_vggish`` the propagator uses the keyframe model's
+    VGGish, as a CoProp pipeline does (random weights differ per copy, so CoProp could not merge them later)."""
+    keyframe = build("keyframe", cfg, device)
+    shared = getattr(getattr(keyframe, "audio_encoder", None), "vggish", None) if share_vggish else None
+    return keyframe, build("propagator", cfg, device, vggish=shared)
+
+
 def autocast(device: str, dtype: str):
     """bf16 autocast on the device, or a no-op context for fp32."""
     if dtype == "fp32":
@@ -152,9 +160,7 @@ def coprop_memory_case(probe, config: str, T: int, size: int, dtype: str = "fp32
     ``share_vggish=False`` gives the propagator its own VGGish (the layout before issue 10: +289 MB in `paper`)."""
     seed_all(seed)
     cfg = model_config(config, size, num_classes)
-    keyframe = build("keyframe", cfg, probe.device)
-    shared = getattr(getattr(keyframe, "audio_encoder", None), "vggish", None) if share_vggish else None
-    pipe = pipeline(keyframe, build("propagator", cfg, probe.device, vggish=shared))
+    pipe = pipeline(*build_pair(cfg, probe.device, share_vggish))
     pool = InputPool(cfg.image_size, 1, probe.device, seed)
     cps = control_points(T, segment_len)
     with torch.inference_mode(), autocast(probe.device, dtype):
@@ -225,7 +231,7 @@ def pipeline_throughput_case(probe, config: str, batch: int, dtype: str, size: i
     batched through the models). fps counts every frame of every video."""
     seed_all(seed)
     cfg = model_config(config, size)
-    keyframe, propagator = build("keyframe", cfg, probe.device), build("propagator", cfg, probe.device)
+    keyframe, propagator = build_pair(cfg, probe.device)
     pool = InputPool(cfg.image_size, batch, probe.device, seed)
     cps = control_points(clip_len, segment_len)
     if lockstep:
@@ -340,7 +346,7 @@ def profile_case(probe, component: str, config: str, batch: int = 1, dtype: str 
 
     seed_all(seed)
     cfg = model_config(config, size)
-    keyframe, propagator = build("keyframe", cfg, probe.device), build("propagator", cfg, probe.device)
+    keyframe, propagator = build_pair(cfg, probe.device)
     pool = InputPool(cfg.image_size, batch, probe.device, seed)
     if component == "pipeline":
         pipe = pipeline(keyframe, propagator)
