@@ -169,7 +169,7 @@ class Viewer:
         head = "".join(f'<th style="{cell}{cur if k == t else ""}font-weight:{"bold" if k == t else "normal"}">'
                        f'{k if k % step == 0 or k == t else ""}</th>' for k in range(T))
         gt = {"none": "·", "empty": "∅", "mask": ""}
-        body = [f'<tr><th style="{_PAD};text-align:right;font-weight:normal">GT</th>' +
+        body = [f'<tr><th style="{_PAD};text-align:right;font-weight:normal">GT mask</th>' +
                 "".join(f'<td style="{cell}{cur if k == t else ""}" title="frame {k}: {self.gt_state(k)}">'
                         f'{gt[self.gt_state(k)]}</td>' for k in range(T)) + "</tr>"]
         for name, cp in self.control_points.items():
@@ -182,9 +182,9 @@ class Viewer:
                 tds.append(f'<td style="{cell}{bar}background:{bg};{cur if k == t else ""}" '
                            f'title="frame {k}{": control point" if on else ""}"></td>')
             body.append(f'<tr><th style="{_PAD};text-align:right;font-weight:normal;white-space:nowrap">'
-                        f'{html.escape(name)}</th>{"".join(tds)}</tr>')
+                        f'control points: {html.escape(name)}</th>{"".join(tds)}</tr>')
         return ('<table style="border-collapse:collapse;width:100%;table-layout:fixed">'
-                f'<tr><th style="{_PAD};width:11em;text-align:right;font-weight:normal">frame</th>{head}</tr>'
+                f'<tr><th style="{_PAD};width:14em;text-align:right;font-weight:normal">frame</th>{head}</tr>'
                 f'{"".join(body)}</table>')
 
     def j_html(self, t: int) -> str:

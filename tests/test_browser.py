@@ -179,6 +179,17 @@ def test_walkthrough_viewer_is_live_in_jupyterlab(lab):
                                timeout=30_000)
         assert j_table.inner_text() != before_j
         _shoot(viewer, "viewer-frame1.png")
+        # panel labels fit their panels (wrap, never cut or overlap) and panels share one size, 1000 to 1800 px
+        for width in (1000, 1800):
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(500)
+            fit = viewer.locator(".widget-gridbox .widget-html > .widget-html-content > div").evaluate_all(
+                "els => els.map(e => [e.scrollWidth <= e.clientWidth + 1, e.getBoundingClientRect().bottom])")
+            assert len(fit) == 5 and all(ok for ok, _ in fit), f"a panel label is cut at {width} px: {fit}"
+            boxes = [panels.nth(i).bounding_box() for i in range(5)]
+            assert len({round(b["width"]) for b in boxes}) == 1 and len({round(b["y"]) for b in boxes}) == 1, \
+                f"panels differ in size or height at {width} px: {boxes}"
+            _shoot(viewer, f"viewer-{width}px.png")
         # the headless picture must not be there: no output image outside the widget in the viewer's cell
         cell = page.locator(".jp-CodeCell").filter(has=viewer).first
         assert cell.locator(".jp-RenderedImage").count() == 0
