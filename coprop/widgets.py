@@ -105,7 +105,7 @@ class Viewer:
         fig = plt.figure(figsize=(cell * len(idx) + left, cell * len(rows) + 1.9 * extra + 0.4))
         gs = fig.add_gridspec(len(rows) + extra, len(idx), height_ratios=[cell] * len(rows) + [1.9] * extra,
                               left=left / (cell * len(idx) + left), right=0.99, top=0.95, bottom=0.06,
-                              wspace=0.05, hspace=0.45)
+                              wspace=0.05, hspace=0.3)
         frames = self.clip.frames
         for r, (label, m) in enumerate(rows.items()):
             for c, t in enumerate(idx):
