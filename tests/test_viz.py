@@ -105,3 +105,24 @@ def test_wav_bytes_roundtrip():
         assert f.getframerate() == 8000 and f.getnframes() == 3
         samples = np.frombuffer(f.readframes(3), "<i2")
     assert list(samples) == [0, 16383, -16383]
+
+
+def test_viewer_pieces_speak_percent_and_the_empty_gt_rule(clip):
+    clip.masks[4] = 0                               # frame 4: annotated, nothing sounds
+    v = widgets.Viewer(clip, {"Co-Prop": clip.masks}, control_points={"GT": [1, 0, 0, 1, 0]},
+                       per_frame_j={"Co-Prop": [1.0, 0.5, np.nan, 0.25, 1.0]})
+    assert [v.gt_state(t) for t in range(5)] == ["mask", "mask", "none", "mask", "empty"]
+    j1 = v.j_html(1)
+    assert "50.0" in j1 and "J, frame 1 (%)" in j1 and "68.8" in j1 and "AVSBench" not in j1   # mean of 4 frames
+    assert "AVSBench&#x27;s rule" in v.j_html(4) and "no GT annotation" in v.j_html(2) and "—" in v.j_html(2)
+    tl = v.timeline_html(3)
+    assert tl.count("border-left:3px solid #000") == 2 and tl.count("box-shadow") == 3   # 2 control points
+    assert "∅" in tl and "control points: GT" in tl
+    assert "mask, with its outline" in v.legend_html()
+    with wave.open(io.BytesIO(v.audio_from(2))) as f:   # frame 2 sits at 2 + 15/16 s: audio from 2.0 s
+        assert f.getnframes() == len(clip.waveform) - 2 * 16000
+    w = v.widget()
+    slider, audio = w.children[1], w.children[-1].children[0]
+    before = audio.value
+    slider.value = 3
+    assert len(audio.value) < len(before) and "frame 3" in w.children[-1].children[1].value
