@@ -135,3 +135,22 @@ def test_display_rotation_is_applied_on_decode(tmp_path):
     np.testing.assert_allclose(plan.times, clip.frame_times)
     unturned = next(iter_frames(path, rotate=False))
     assert unturned[1].shape == (96, 160, 3) and unturned[3] == 0
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 44100, 48000])
+def test_block_resampler_equals_resampling_at_once(sr):
+    """The soundtrack is resampled block by block (memory of one block); the result is that of the whole signal."""
+    from coprop.data.media import BlockResampler
+
+    x = np.random.default_rng(sr).standard_normal(int(sr * 3.7) + 13)
+    ref = resample_audio(x, sr, 16000).astype(np.float32)
+    br = BlockResampler(sr, 16000, block_s=0.5)
+    rng = np.random.default_rng(1)
+    i = 0
+    while i < len(x):
+        n = int(rng.integers(1, 3000))
+        br.push(x[i:i + n])
+        i += n
+    out = br.finish()
+    assert len(out) == len(ref) and br.done == len(x)
+    np.testing.assert_allclose(out, ref, atol=1e-6)

@@ -43,49 +43,116 @@ def read_video(path: str | Path, fps: float = 1.0, max_seconds: float | None = N
 
 def read_soundtrack(path: str | Path, v0: float, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Whole soundtrack -> (float32 mono 16 kHz, the track's own rate in Hz), aligned so that sample 0 is at
-    ``v0`` s (the first video frame). Ten minutes take 38 MB. DataError (naming the file) when unusable."""
-    import av
-
+    ``v0`` s (the first video frame). Decoded, mixed (channel mean) and resampled block by block, so memory is
+    the result (38 MB for ten minutes) plus one block. DataError (naming the file) when unusable."""
     path = Path(path)
     container = open_video(path)
     try:
         astream = container.streams.audio[0]
         sr = int(astream.rate or astream.codec_context.sample_rate)
-        adur = float(astream.duration * astream.time_base) if astream.duration else None
-        to_float = av.AudioResampler(format="fltp", layout=None, rate=None)
-        chunks, first_time = [], None
-        limit = None if max_seconds is None else int(np.ceil((max_seconds + 1.0) * sr))
-        got = 0
+        resampler = BlockResampler(sr, SAMPLE_RATE)
+        for chunk in _mono_chunks(path, container, astream, sr, v0, max_seconds):
+            if not np.isfinite(chunk).all():
+                raise DataError(path, "audio track contains NaN or infinite samples", "re-encode the audio track")
+            resampler.push(chunk)
+    finally:
+        container.close()
+    if resampler.received == 0:
+        raise DataError(path, "audio track has no decodable samples", AUDIO_HINT)
+    return resampler.finish(), sr
+
+
+def _mono_chunks(path: Path, container, astream, sr: int, v0: float, max_seconds: float | None):
+    """float64 mono chunks at ``sr``: the decoded track cut at its stated duration, shifted so that sample 0 is
+    at ``v0`` (silence first when the audio starts later), cut at ``max_seconds``."""
+    import av
+
+    adur = float(astream.duration * astream.time_base) if astream.duration else None
+    # AAC decodes whole 1024-sample packets; the stream duration says where the real audio ends
+    left_in = int(round(adur * sr)) if adur else None
+    left_out = None if max_seconds is None else int(round(max_seconds * sr))
+    to_float = av.AudioResampler(format="fltp", layout=None, rate=None)
+    skip = None
+
+    def frames():
         try:
             for frame in container.decode(astream):
-                if first_time is None and frame.time is not None:
-                    first_time = frame.time
-                for f in to_float.resample(frame):
-                    a = f.to_ndarray()                      # [channels, n] float32 planar
-                    chunks.append(a.astype(np.float64).mean(axis=0))
-                    got += a.shape[1]
-                if limit is not None and got >= limit:
-                    break
-            for f in to_float.resample(None):
-                chunks.append(f.to_ndarray().astype(np.float64).mean(axis=0))
+                yield frame
+            yield None                                   # flush the format converter
         except av.FFmpegError as e:
             raise DataError(path, f"audio track cannot be decoded ({e})",
                             "re-encode the audio with ffmpeg -i in -c:v copy -c:a aac out.mp4") from None
-    finally:
-        container.close()
-    if not chunks:
-        raise DataError(path, "audio track has no decodable samples", AUDIO_HINT)
-    wav = np.concatenate(chunks)
-    if adur:
-        # AAC decodes whole 1024-sample packets; the stream duration says where the real audio ends
-        wav = wav[: int(round(adur * sr))]
-    shift = int(round(((first_time or 0.0) - v0) * sr))
-    wav = np.concatenate([np.zeros(shift), wav]) if shift > 0 else wav[-shift:]
-    if max_seconds is not None:
-        wav = wav[: int(round(max_seconds * sr))]
-    if not np.isfinite(wav).all():
-        raise DataError(path, "audio track contains NaN or infinite samples", "re-encode the audio track")
-    return resample_audio(wav, sr, SAMPLE_RATE).astype(np.float32), sr
+
+    for frame in frames():
+        if skip is None and frame is not None and frame.time is not None:
+            skip = int(round((v0 - frame.time) * sr))   # < 0: the audio starts after the first frame
+            if skip < 0:
+                pad = np.zeros(-skip if left_out is None else min(-skip, left_out))
+                left_out = None if left_out is None else left_out - len(pad)
+                yield pad
+                skip = 0
+        for f in to_float.resample(frame):
+            a = f.to_ndarray().astype(np.float64).mean(axis=0)      # [channels, n] float32 planar -> mono
+            if left_in is not None:
+                a, left_in = a[:left_in], left_in - min(left_in, len(a))
+            if skip:
+                drop = min(skip, len(a))
+                a, skip = a[drop:], skip - drop
+            if left_out is not None:
+                a, left_out = a[:left_out], left_out - min(left_out, len(a))
+            if len(a):
+                yield a
+        if left_out == 0 or left_in == 0:
+            return
+
+
+class BlockResampler:
+    """coprop.data.audio.resample_audio over a signal that arrives in chunks, block by block.
+
+    Each block of ``block_s`` seconds is resampled with enough input on both sides for every filter tap, so
+    the output equals resampling the whole signal at once (up to floating-point rounding) while only one block
+    and the float32 result are held. push(float64 [n]) chunks, then finish() -> float32 [ceil(N * out / in)].
+    """
+
+    def __init__(self, sr_in: int, sr_out: int, block_s: float = 30.0):
+        import math
+
+        self.sr_in, self.sr_out = int(sr_in), int(sr_out)
+        g = math.gcd(self.sr_in, self.sr_out)
+        self.up, self.down = self.sr_out // g, self.sr_in // g
+        taps = 64 * max(1, self.down // self.up + 1) + 8      # > resample_audio's half-width at every ratio
+        self.margin = -(-taps // self.down) * self.down       # a multiple of down: blocks stay phase-aligned
+        self.block = max(1, int(block_s * self.sr_in) // self.down) * self.down
+        self.buf, self.pending = np.zeros(0), []
+        self.buf0 = 0                                         # absolute index of buf[0]
+        self.done = 0                                         # input samples whose outputs are out
+        self.received = 0
+        self.out: list[np.ndarray] = []
+
+    def push(self, chunk: np.ndarray) -> None:
+        self.pending.append(np.asarray(chunk, dtype=np.float64))
+        self.received += len(chunk)
+        while self.received >= self.done + self.block + self.margin:
+            self._emit(self.done + self.block, final=False)
+
+    def finish(self) -> np.ndarray:
+        if self.received > self.done or not self.out:
+            self._emit(self.received, final=True)
+        return np.concatenate(self.out).astype(np.float32)
+
+    def _emit(self, end: int, final: bool) -> None:
+        if self.pending:
+            self.buf, self.pending = np.concatenate([self.buf, *self.pending]), []
+        start = max(0, self.done - self.margin)
+        stop = self.received if final else end + self.margin
+        res = resample_audio(self.buf[start - self.buf0: stop - self.buf0], self.sr_in, self.sr_out)
+        first = (self.done - start) * self.up // self.down
+        n = -(-end * self.up // self.down) - self.done * self.up // self.down if final else \
+            (end - self.done) * self.up // self.down
+        self.out.append(res[first:first + n].astype(np.float32))
+        self.done = end
+        keep = max(0, self.done - self.margin)                # drop input no later block needs
+        self.buf, self.buf0 = self.buf[keep - self.buf0:], keep
 
 
 # ---------------------------------------------------------------------------------------------- writing
