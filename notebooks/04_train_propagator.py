@@ -41,7 +41,7 @@ from coprop.data.synth import is_synthetic, resolve_root
 from coprop.paths import display_path
 from coprop.reports import RunOutput
 from coprop.train import default_run_dir, load_run, train_all
-from coprop.train.report import history_frame, plot_history, summarise
+from coprop.train.report import history_frame, history_table, plot_history, summarise
 
 # %% tags=["parameters"]
 data_root: str = ""            # AVSBench root; empty: the built-in synthetic benchmark
@@ -92,7 +92,9 @@ results = train_all(root, subset, run_path, preset=preset, config=config_name, s
 # %%
 history = history_frame(run_path, stages)
 out.figure(plot_history(history, title=f"Propagator and simultaneous baseline on {subset}"), "training_curves")
-out.table(history, "train_history", caption="Propagator and baseline: training loss and validation J/F per epoch.")
+out.table(history_table(history), "train_history",
+          caption="Propagator and baseline per epoch: training loss, validation J, F and alignment in %; every column "
+                  "(learning rate, throughput) is in the run folder's metrics.csv.")
 
 # %%
 summary = summarise(results)

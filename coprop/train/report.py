@@ -19,6 +19,22 @@ def history_frame(run_dir: str | Path, stages: list[str] | None = None):
     return df[df["stage"].isin(stages)].reset_index(drop=True) if stages else df
 
 
+def history_table(df):
+    """The reader's per-epoch table: stage, epoch, training loss, validation J / F / alignment in % (metrics.csv
+    keeps them as fractions), optimizer steps and seconds; learning rate and throughput stay in metrics.csv."""
+    import pandas as pd
+
+    out = pd.DataFrame({"stage": df["stage"].map(lambda s: _LABELS.get(s, s)), "epoch": df["epoch"],
+                        "training loss": df["loss"]})
+    for col, name in (("val_J", "val J %"), ("val_F", "val F %"), ("val_alignment", "val alignment %")):
+        if col in df.columns:
+            out[name] = 100 * df[col]
+    for col, name in (("steps", "steps"), ("time_s", "seconds")):
+        if col in df.columns:
+            out[name] = df[col]
+    return out
+
+
 def plot_history(df, title: str = ""):
     """Loss (left) and validation J / F in % (right) per epoch, one line per stage; legends below the axes."""
     import matplotlib.pyplot as plt
