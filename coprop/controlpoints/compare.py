@@ -124,8 +124,8 @@ def plot_category_f1(scores: pd.DataFrame, tolerance: int = 1):
     else:
         table.plot.bar(ax=ax, width=0.8)
         ax.set_ylim(0, 1.05)
-        ax.legend(fontsize=7, ncols=2)
-    ax.set_ylabel(f"boundary F1 (tolerance {tolerance})")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)   # off the bars
+    ax.set_ylabel(f"boundary F1, 0-1 (tolerance {tolerance} frame{'s' if tolerance != 1 else ''})")
     ax.set_title("Control points per category")
     fig.tight_layout()
     return fig
