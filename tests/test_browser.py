@@ -49,11 +49,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(tmp_path):
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 over a copy of the repository's layout: jupytext.toml, the walkthrough pair
     in notebooks/, and an executed report in reports/00_walkthrough/; yields (base url, token, root)."""
     pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install -e .[test])")
+    tmp_path = tmp_path_factory.mktemp("browser")   # one JupyterLab for both tests of this module
     if chromium_path() is None:
         pytest.skip("no Chromium found (Debian: apt-get install chromium; or set COPROP_CHROMIUM)")
     root = tmp_path / "lab"
