@@ -61,6 +61,11 @@ def _run(stage: str, n_clips: int, steps: int, val_every: int, seed: int, out: s
     sub = T.prepare(tr[:n_clips], tr[0].frames.shape[1])   # already prepared: only wrapped
     over = {k: v for k, v in SUITES["demo"]["train"].get(stage, {}).items()
             if k not in ("epochs", "max_steps_per_epoch", "checkpoint_every")}
+    # an epoch holds at most as many batches as the N clips give: validate every min(val_every, that) steps and
+    # run as many epochs as the step budget needs, so every N trains for the same number of steps
+    bs = int({**T.PRESETS["demo"].get(stage, {}), **over}.get("batch_size", 1))
+    per_epoch = -(-(sum(int(c.gt.sum()) for c in sub) if stage == "keyframe" else len(sub)) // bs)
+    val_every = max(1, min(val_every, per_epoch))
     p = T.stage_params("demo", stage, **over, seed=seed, epochs=max(1, steps // val_every),
                        max_steps_per_epoch=val_every, checkpoint_every=0, resume=False, num_threads=1, device="cpu")
     fn = {"keyframe": T.train_keyframe, "propagator": T.train_propagator, "baseline": T.train_baseline}[stage]
