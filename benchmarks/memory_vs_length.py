@@ -137,8 +137,9 @@ def targets(rows: list[dict], cap: float | None) -> list[dict]:
         if b100 and c100 and c100["status"] == H.OK and b100["status"] == H.OK:
             ratio = b100["peak_mem_mb"] / c100["peak_mem_mb"]
             work = (b100["work_mem_mb"] / c100["work_mem_mb"]) if c100.get("work_mem_mb") else float("nan")
+            model = (b100["model_mem_mb"] / c100["model_mem_mb"]) if c100.get("model_mem_mb") else float("nan")
             out.append(H.target_row(name, ratio, 5.0, unit="x",
-                                    note=f"above the resident base: {work:.0f}x"))
+                                    note=f"above the resident base: {work:.0f}x; model_mem_mb: {model:.1f}x"))
         elif b100 and c100 and c100["status"] == H.OK and b100["status"] in (H.OOM, H.OVER_CAP) and cap:
             ratio = cap / c100["peak_mem_mb"]
             out.append({"target": name, "measured": f">= {ratio:.3g}x (baseline {b100['status']} at the "
