@@ -33,7 +33,7 @@ def test_train_notebooks_smoke(tmp_path, synth_root):
     assert 0.0 <= m03["keyframe_ft_val_J"] <= 1.0 and 0.0 <= m03["val_F"] <= 1.0
     assert m03["wall_time_s"] > 0 and m03["keyframe_train_samples_per_s"] > 0
     assert (out03 / "training_curves.png").stat().st_size > 1000
-    assert "keyframe_ft" in (out03 / "train_history.csv").read_text()
+    assert "keyframe fine-tuned" in (out03 / "train_history.csv").read_text()  # stage named for readers
     assert (out03 / "train_history.md").read_text().count("synthetic") >= 1
 
     out04 = _execute("04_train_propagator", tmp_path, **common)
