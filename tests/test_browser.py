@@ -132,7 +132,8 @@ def _open(page, base: str, token: str, path: str) -> None:
         select.click()
     except Exception:  # noqa: BLE001 - no dialog: the kernel starts on its own
         pass
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=60_000)
+    # ':visible': the shared server's workspace may restore another notebook's tab, whose indicator is hidden
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible").first.wait_for(timeout=120_000)
 
 
 def _shoot(locator, name: str) -> None:
