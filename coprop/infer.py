@@ -117,7 +117,7 @@ def _audio_clip(plan, wav: np.ndarray, video: Path):
 
 def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float = 1.0, source: str = "learned",
           train_data: str = "", max_seconds: float | None = None, device: str = "cpu", echo=print,
-          warn=None, queue_size: int = 4, x264_preset: str = "ultrafast") -> dict:
+          warn=None, queue_size: int = 4, x264_preset: str = "ultrafast", threads: int = 1) -> dict:
     """Run Co-Prop on one video file, streaming: masks and overlay frames are written as they are segmented.
 
     Order: the soundtrack (16 kHz mono, 38 MB for ten minutes) and the frame times (demuxed, not decoded) are
@@ -127,6 +127,9 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     Writes out/masks/frame_NNNN.png (uint8: 0/255 binary, class ids + VOC palette semantic), out/overlay.mp4
     (the sampled frames with the masks, with the original soundtrack at its own rate and channels),
     control_points.json and timings.json. ``warn`` (default: stderr) gets the one synthetic-checkpoint warning.
+    ``threads``: torch intra-op threads on the CPU while streaming (restored afterwards). One is the default: the
+    decode and encode threads need the other core, and torch's default pool (one thread per core) fighting them
+    made the tiny model 15x slower per frame (843 vs 57 ms, 640x480 at --fps 30 on 2 cores).
     Raises CheckpointError, DataError (naming the file), CopropError, ValueError (fps <= 0, max_seconds that
     leaves no frame). Paper: Sec. 3 (control points -> keyframes -> audio-insert propagation).
     """
@@ -202,8 +205,14 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
 
     t = time.perf_counter()
     sound = source_soundtrack(video, start=plan.t0, duration=max_seconds)
-    with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer:
-        stats = run_stream(frames(), segment, write, queue_size=queue_size)
+    before = torch.get_num_threads()
+    if str(device).startswith("cpu"):
+        torch.set_num_threads(threads)
+    try:
+        with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer:
+            stats = run_stream(frames(), segment, write, queue_size=queue_size)
+    finally:
+        torch.set_num_threads(before)
     times["stream_s"] = time.perf_counter() - t
     if stats.frames < T:
         notes.append(f"the video decoded to {stats.frames} frames, the timestamps promised {T}")
@@ -242,7 +251,7 @@ def _segments(cps: list[int]) -> list[list[int]]:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    from coprop.cli_args import ArgumentParser, positive_float
+    from coprop.cli_args import ArgumentParser, positive_float, positive_int
     from coprop.data.video_frames import first_frame_time
 
     ap = ArgumentParser(prog="coprop infer", description=__doc__.split("\n\n")[0])
@@ -257,14 +266,17 @@ def cli(argv: list[str] | None = None) -> int:
                     "record them: an AVSBench root or a synthetic preset name")
     ap.add_argument("--max-seconds", type=positive_float, default=None, help="only the first N seconds")
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch threads for the model on the CPU "
+                    "(default 1: decoding and encoding run beside it in their own threads)")
     args = ap.parse_args(argv)
     first = first_frame_time(args.fps)
     if args.max_seconds is not None and args.max_seconds <= first:
         ap.error(f"argument --max-seconds: {args.max_seconds:g} s leaves no frame: the first frame is taken at "
                  f"{first:.3f} s at --fps {args.fps:g}")
     res = infer(args.video, args.checkpoint, args.out, args.fps, args.source, args.train_data, args.max_seconds,
-                args.device)
-    print(f"{res['frames']} frames, control points {res['control_points']}, "
+                args.device, threads=args.threads)
+    keys = [k for k, c in enumerate(res["control_points"]) if c]
+    print(f"{res['frames']} frames, {len(keys)} control point(s) at frame(s) {keys[:20]}{' ...' if len(keys) > 20 else ''}, "
           f"{res['ms_per_frame']:.0f} ms/frame, {res['realtime_factor']:.2f}x real time -> {res['out']}/ (masks/, "
           f"overlay.mp4, control_points.json, timings.json)")
     return 0
