@@ -7,6 +7,10 @@
 Memory: long-term = the reference frame plus every frame t with ``t - last >= long_term_gap`` (prepended,
 never evicted, as the original); short-term = the previous frame. A frame's memory value is made from its
 hard label map (one-hot -> ID bank), never from probabilities.
+
+The session computes in the model's dtype. Released float32 gives the original's logits within fp32 noise, but a
+pixel whose top two classes are tied to ~1e-6 can take the other label on another CPU's kernels, and a flipped
+label then enters the memory. After ``model.double()`` the labels are those of exact arithmetic (slower).
 """
 from __future__ import annotations
 
@@ -65,8 +69,11 @@ class AOTSession:
         if long_term_gap < 1:
             raise ConfigError(f"long_term_gap must be >= 1, got {long_term_gap}")
         self.model, self.gap = model, int(long_term_gap)
-        self.device = next(model.parameters()).device
-        image = normalise_frame(frame0, self.device)
+        first = next(model.parameters())
+        # the session computes in the model's dtype: float32 as released, or float64 after ``model.double()``
+        # (exact-arithmetic labels: float32 kernels on different CPUs can flip near-tie pixels, see the README)
+        self.device, self.dtype = first.device, first.dtype
+        image = normalise_frame(frame0, self.device).to(self.dtype)
         self.size = tuple(image.shape[-2:])
         ids = torch.as_tensor(np.asarray(mask0) if not torch.is_tensor(mask0) else mask0)
         self.num_objects = int(ids.max()) if num_objects is None and ids.numel() else int(num_objects or 0)
@@ -79,7 +86,7 @@ class AOTSession:
         with torch.inference_mode():
             _, proj = model.encode(image)
             self.grid = tuple(proj.shape[-2:])
-            self.pos = sine_position_embedding(*self.grid, proj.shape[1], self.device)
+            self.pos = sine_position_embedding(*self.grid, proj.shape[1], self.device).to(self.dtype)
             id_emb = model.id_embedding(self._onehot(labels))
             _, keys, hs = model.lstt(proj.flatten(2).transpose(1, 2), self.pos, self.grid, id_emb=id_emb)
             values = model.memory_values(hs, id_emb)
@@ -87,7 +94,7 @@ class AOTSession:
         self.short_term = list(zip(keys, values))
 
     def _onehot(self, labels: Tensor) -> Tensor:
-        return F.one_hot(labels, self.model.max_objects + 1).permute(2, 0, 1)[None].float()
+        return F.one_hot(labels, self.model.max_objects + 1).permute(2, 0, 1)[None].to(self.dtype)
 
     def long_term_frames(self) -> int:
         """Frames held in the long-term memory (the reference frame included)."""
@@ -108,7 +115,7 @@ class AOTSession:
         prediction (teacher forcing; a user's correction). Returns AOTStep (tensors on the model's device).
         """
         model = self.model
-        image = normalise_frame(frame, self.device)
+        image = normalise_frame(frame, self.device).to(self.dtype)
         if tuple(image.shape[-2:]) != self.size:
             raise DataError(None, f"frame size {tuple(image.shape[-2:])} differs from the first frame's {self.size}",
                             "resize every frame of a video to the same size")
