@@ -141,7 +141,7 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     from coprop.data.media import read_soundtrack
     from coprop.data.video_frames import iter_frames, plan_frames
     from coprop.data.video_writer import VideoWriter, source_soundtrack
-    from coprop.infer_stream import MaskPainter, run_stream, save_mask_png
+    from coprop.infer_stream import EncodeAhead, MaskPainter, logits_to_mask, model_input, run_stream, save_mask_png
     from coprop.pipeline import CoProp
     from coprop.train import load_run
 
@@ -175,6 +175,11 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     logmel = F.clip_logmel(aclip)                              # [T,96,64], shared with the source's memo
     times["control_points_s"] = time.perf_counter() - t
     pipe = CoProp(run.keyframe, run.propagator, None, run.cfg)
+    backbone = getattr(pipe.propagator, "backbone", None)
+    if isinstance(backbone, torch.nn.Module) and not backbone.training:
+        from coprop.infer_fast import fuse_conv_bn
+
+        fuse_conv_bn(backbone, torch.zeros(1, 3, pipe.size, pipe.size, device=pipe.device))
     semantic = pipe.mode == "semantic"
     stream = pipe.stream(cps)
     paint = MaskPainter(semantic)
@@ -183,20 +188,30 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     T = plan.num_frames
 
     def frames():
+        # decode thread: decode, prepare the model's input and encode it ahead (the stateless half of the model)
         for k, rgb, ft, rot in iter_frames(video, fps=fps, max_seconds=max_seconds):
             if k >= T:
                 notes.append(f"decoding gave more frames than the timestamps promised; kept the first {T}")
                 return
-            yield k, rgb, ft, rot
+            small, image = model_input(rgb, pipe.size)
+            if small_frames:
+                ahead(image.to(pipe.device), torch.as_tensor(logmel[k], dtype=torch.float32,
+                                                             device=pipe.device)[None, None])
+            yield k, rgb, ft, rot, small
+
+    # the model sees the frame resized once, on uint8, in the decode thread; the keyframe model of another
+    # input size gets the full frame as before
+    small_frames = pipe.keyframe_size == pipe.size
 
     def segment(item):
-        k, rgb, _, _ = item
-        with torch.no_grad():
-            logits = stream.push(rgb, logmel[k])
-        return (logits[0] > 0).numpy().astype(np.uint8) if not semantic else logits.argmax(0).numpy().astype(np.uint8)
+        # model thread: the stateful half (memory attention, decoder); logits stay at the model's size
+        k, rgb, _, _, small = item
+        return stream.push(small if small_frames else rgb, logmel[k])
 
-    def write(item, mask):
-        k, rgb, ft, rot = item
+    def write(item, logits):
+        # write thread: logits -> mask at the frame's size, mask PNG, overlay frame
+        k, rgb, ft, rot, _ = item
+        mask = logits_to_mask(logits, rgb.shape[:2], semantic)
         save_mask_png(out / "masks" / f"frame_{k:04d}.png", mask, semantic)
         writer.write(paint(rgb, mask))
         got_times.append(ft)
@@ -209,7 +224,8 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     if str(device).startswith("cpu"):
         torch.set_num_threads(threads)
     try:
-        with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer:
+        with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer, \
+                EncodeAhead(pipe.propagator) as ahead:
             stats = run_stream(frames(), segment, write, queue_size=queue_size)
     finally:
         torch.set_num_threads(before)

@@ -1,0 +1,150 @@
+"""The pieces that make ``coprop infer`` faster give the same masks as the plain path: encoding ahead in another
+thread, logits resized in the writer, BatchNorm folded into the backbone's convolutions, the PNG writer, the
+uint8 resize of the model input (within one grey level of the float one)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from coprop.infer_fast import fuse_conv_bn
+from coprop.infer_stream import EncodeAhead, MaskPainter, logits_to_mask, model_input, png_bytes, save_mask_png
+from coprop.models.common import prepare_frames, resize_logits
+from coprop.models.config import get_config
+from coprop.models.keyframe import KeyframeProcessor
+from coprop.models.propagator import AudioInsertPropagator
+from coprop.pipeline import CoProp
+
+S, H, W, T = 64, 45, 70, 5
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    cfg = get_config("tiny", image_size=S)
+    return CoProp(KeyframeProcessor(cfg, allow_random=True).eval(), AudioInsertPropagator(cfg).eval(), None, cfg)
+
+
+def _video():
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, size=(T, H, W, 3), dtype=np.uint8)
+    logmel = rng.normal(-2, 1, size=(T, 96, 64)).astype(np.float32)
+    return frames, logmel
+
+
+def test_encode_ahead_in_another_thread_gives_the_same_logits(pipe):
+    frames, logmel = _video()
+    cps = [1, 0, 0, 1, 0]
+    small = [model_input(f, S) for f in frames]
+    plain = pipe.stream(cps)
+    ref = [plain.push(small[t][0], logmel[t]) for t in range(T)]
+    fast = pipe.stream(cps)
+    with EncodeAhead(pipe.propagator) as ahead:
+        th = threading.Thread(target=lambda: [ahead(small[t][1], torch.as_tensor(logmel[t])[None, None])
+                                              for t in range(T)])
+        th.start()
+        th.join()
+        assert len(ahead.ready) == T
+        calls = []
+        encode, ahead.encode = ahead.encode, lambda *a: calls.append(a) or encode(*a)
+        out = [fast.push(small[t][0], logmel[t]) for t in range(T)]
+        assert not calls and not ahead.ready                   # every frame's encoding was used, none redone
+    assert "encode" not in vars(pipe.propagator)                # the lookup is removed on exit
+    for t in range(T):
+        assert out[t].shape == (1, S, S) and torch.equal(out[t], ref[t])
+        full = logits_to_mask(out[t], (H, W), False)
+        assert np.array_equal(full, (resize_logits(ref[t], (H, W))[0] > 0).numpy().astype(np.uint8))
+
+
+def test_encode_ahead_encodes_again_when_the_input_differs(pipe):
+    frames, logmel = _video()
+    _, image = model_input(frames[0], S)
+    calls = []
+    with EncodeAhead(pipe.propagator) as ahead:
+        encode, ahead.encode = ahead.encode, lambda *a: calls.append(a) or encode(*a)
+        ahead(image, torch.as_tensor(logmel[0])[None, None])
+        pipe.propagator.encode(image, torch.as_tensor(logmel[1])[None, None])     # other audio
+        pipe.propagator.encode(image + 1, torch.as_tensor(logmel[0])[None, None])  # other image
+        assert len(ahead.ready) == 1
+        pipe.propagator.encode(image, torch.as_tensor(logmel[0])[None, None])      # the one encoded ahead
+    assert len(calls) == 3
+
+
+def test_uint8_resize_is_within_one_grey_level_of_the_float_resize():
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 255, size=(120, 160, 3), dtype=np.uint8)
+    small, a = model_input(rgb, 64)
+    b = prepare_frames(rgb[None], 64)
+    assert small.shape == (64, 64, 3) and small.dtype == np.uint8 and a.shape == b.shape == (1, 3, 64, 64)
+    assert torch.equal(a, prepare_frames(small[None], 64))
+    step = 1.0 / 255 / min(0.229, 0.224, 0.225)                # one grey level after ImageNet normalisation
+    assert float((a - b).abs().max()) <= step
+
+
+def test_folding_batchnorm_keeps_the_backbone_outputs():
+    torch.manual_seed(0)
+    prop = AudioInsertPropagator(get_config("tiny", image_size=S)).eval()
+    for m in prop.backbone.modules():                           # non-trivial statistics to fold
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    x = torch.randn(2, 3, S, S)
+    with torch.no_grad():
+        before = prop.backbone(x)
+        n = fuse_conv_bn(prop.backbone, torch.zeros(1, 3, S, S))
+        after = prop.backbone(x)
+    assert n > 10
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prop.backbone.modules())
+    for a, b in zip(before, after):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_folding_is_undone_when_the_outputs_disagree(monkeypatch):
+    import coprop.infer_fast as fast
+
+    torch.manual_seed(0)
+    prop = AudioInsertPropagator(get_config("tiny", image_size=S)).eval()
+    bns = [m for m in prop.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    def wrong(conv, bn):
+        out = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                              conv.dilation, conv.groups, bias=True)
+        return out
+    monkeypatch.setattr(fast, "_folded", wrong)
+    assert fuse_conv_bn(prop.backbone, torch.zeros(1, 3, S, S)) == 0
+    assert [m for m in prop.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)] == bns
+
+
+def test_png_writer_round_trips_binary_and_palette_masks(tmp_path):
+    from coprop.data.images import voc_palette
+
+    rng = np.random.default_rng(3)
+    binary = (rng.random((37, 53)) > 0.6).astype(np.uint8)
+    save_mask_png(tmp_path / "b.png", binary, semantic=False)
+    img = Image.open(tmp_path / "b.png")
+    assert img.mode == "L" and np.array_equal(np.asarray(img), binary * 255)
+    classes = rng.integers(0, 71, size=(29, 41)).astype(np.uint8)
+    save_mask_png(tmp_path / "s.png", classes, semantic=True)
+    img = Image.open(tmp_path / "s.png")
+    assert img.mode == "P" and np.array_equal(np.asarray(img), classes)
+    assert np.array_equal(np.array(img.getpalette()).reshape(-1, 3)[:256], voc_palette(256))
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(np.zeros((4, 4), np.int64))
+
+
+def test_painter_blends_half_and_draws_the_outline():
+    frame = np.full((6, 8, 3), 100, np.uint8)
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:5, 2:7] = 1
+    out = MaskPainter(False)(frame, mask)
+    red = np.array([230, 25, 75], np.uint8)
+    assert np.array_equal(out[2, 3], (frame[2, 3].astype(int) + red) // 2)      # inside: half and half
+    assert np.array_equal(out[1, 2], red) and np.array_equal(out[4, 6], red)    # outline: full colour
+    assert np.array_equal(out[0, 0], frame[0, 0]) and np.array_equal(out[5, 7], frame[5, 7])
+    assert MaskPainter(False)(frame, np.zeros_like(mask)) is frame
