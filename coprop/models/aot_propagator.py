@@ -146,14 +146,15 @@ class AOTAudioInsertPropagator(AudioInsertPropagator):
     # ---- the video API -----------------------------------------------------------------------------------
     def start(self, frame: Tensor, audio: Tensor | None, mask_ids: Tensor, num_objects: int,
               text_labels: Tensor | None = None, id_map: Tensor | None = None,
-              policy: MemoryPolicy | None = None) -> PropagatorState:
+              policy: MemoryPolicy | None = None, encoded: tuple[list[Tensor], Tensor] | None = None
+              ) -> PropagatorState:
         """A new video from its keyframe: ``frame [B,3,H,W]`` (any size; AOT prefers 16k+1 sides), ``mask_ids
         [B,H,W]`` with object ids 0..num_objects. The keyframe's memory is pinned; nothing is predicted for it."""
         if frame.ndim != 4 or frame.shape[1] != 3:
             raise DataError(None, f"propagator frames must be [B, 3, H, W], got {tuple(frame.shape)}",
                             "prepare them with coprop.models.common.prepare_frames")
         id_map = self.identity.default_map(frame.shape[0], num_objects, frame.device) if id_map is None else id_map
-        _, proj = self.encode(frame, audio, text_labels)
+        _, proj = encoded if encoded is not None else self.encode(frame, audio, text_labels)
         return self._init_state(proj, mask_ids.to(frame.device), num_objects, id_map,
                                 policy or self.test_policy(), tuple(frame.shape[-2:]), text_labels)
 

@@ -17,6 +17,42 @@ from coprop.pipeline.results import DatasetPredictions, Prediction
 from coprop.pipeline.segments import segments, validate_control_points
 from coprop.pipeline.stream import CoPropStream, StageClock
 
+BATCH = 16    # frames per batched model call in offline prediction (bounds its memory on long clips)
+
+
+def _batchable(model) -> bool:
+    """coprop's own image-level models take a batch of keyframes per call; a plug-in is shown one image at a time
+    (KeyframeAdapter's contract)."""
+    from coprop.models.keyframe import KeyframeProcessor
+    from coprop.models.simultaneous import FramewiseBaseline
+
+    return isinstance(model, (KeyframeProcessor, FramewiseBaseline))
+
+
+class BatchedEncoding:
+    """The propagator's ``encode`` of a clip's frames, BATCH frames per call, computed when first asked for and
+    dropped when the next batch is made: ``enc[t]`` -> (skips, token map) of frame t, as ``encode`` gives for
+    that frame alone (up to float rounding). None where the propagator cannot take it (text-guided segments)."""
+
+    def __init__(self, pipe: "CoProp", clip, audio: Tensor | None, labels: dict[int, int]):
+        self.pipe, self.clip, self.audio = pipe, clip, audio
+        from coprop.models.propagator import AudioInsertPropagator   # its start/step take ``encoded``
+
+        self.usable = not labels and isinstance(pipe.propagator, AudioInsertPropagator)
+        self.start, self.batch = 0, None
+
+    def __getitem__(self, t: int):
+        if not self.usable:
+            return None
+        if self.batch is None or not self.start <= t < self.start + BATCH:
+            self.start = t - t % BATCH
+            idx = list(range(self.start, min(self.start + BATCH, self.clip.num_frames)))
+            frames = prepare_frames(self.clip.frames[idx], self.pipe.size, self.pipe.device)
+            self.batch = self.pipe.propagator.encode(frames, None if self.audio is None else self.audio[idx])
+        j = t - self.start
+        skips, grid = self.batch
+        return [s[j:j + 1] for s in skips], grid[j:j + 1]
+
 
 class CoProp:
     def __init__(self, keyframe_model: Callable, propagator: nn.Module,
@@ -83,20 +119,36 @@ class CoProp:
         segs = segments(cps)
         labels = {s: int(self.labeler(clip, s, e)) for s, e in segs} if self.labeler is not None else {}
         precomputed: dict[int, Tensor] = {}
-        if self.keyframe.level == "clip":
-            with torch.inference_mode(), clock("keyframe"):
+        with torch.inference_mode(), clock("keyframe"):
+            if self.keyframe.level == "clip":
                 precomputed = self._clip_level_keyframes(clip, audio, segs, labels)
+            elif not labels and _batchable(self.keyframe.model):
+                precomputed = self._batched_keyframes(clip, audio, [s for s, _ in segs])
+        encoded = BatchedEncoding(self, clip, audio, labels)
         stream = CoPropStream(self, cps, clock=clock)
         outs = []
         for t in range(clip.num_frames):
+            with torch.inference_mode(), clock("propagation"):
+                enc = encoded[t]
             outs.append(stream.push(clip.frames[t], None if audio is None else audio[t],
-                                    keyframe_logits=precomputed.get(t), text_label=labels.get(t)))
+                                    keyframe_logits=precomputed.get(t), text_label=labels.get(t), encoded=enc))
         logits = torch.stack(outs)
         clock.ms["total"] = (time.perf_counter() - t0) * 1000.0
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         return Prediction(name=clip.name, logits=logits, control_points=cps,
                           keyframes=stream.keyframes, timings_ms=dict(clock.ms), state_bytes=stream.max_state_bytes,
                           peak_memory_bytes=peak, notes=stream.notes)
+
+    def _batched_keyframes(self, clip, audio: Tensor | None, index: list[int]) -> dict[int, Tensor]:
+        """An image-level keyframe model on every keyframe, BATCH at a time (one call per batch: small models
+        on a CPU spend most of a single-frame call on per-layer overhead)."""
+        out: dict[int, Tensor] = {}
+        for i in range(0, len(index), BATCH):
+            idx = index[i:i + BATCH]
+            frames = prepare_frames(clip.frames[idx], self.keyframe_size, self.device)
+            logits = self.keyframe.model(frames, None if audio is None else audio[idx])
+            out.update({t: logits[j] for j, t in enumerate(idx)})
+        return out
 
     def _clip_level_keyframes(self, clip, audio: Tensor | None, segs: list[tuple[int, int]],
                               labels: dict[int, int]) -> dict[int, Tensor]:

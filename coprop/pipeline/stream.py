@@ -107,9 +107,11 @@ class CoPropStream:
 
     @torch.inference_mode()
     def push(self, frame, logmel=None, is_control_point: bool | None = None, *,
-             keyframe_logits: Tensor | None = None, text_label: int | None = None) -> Tensor:
+             keyframe_logits: Tensor | None = None, text_label: int | None = None,
+             encoded: tuple[list[Tensor], Tensor] | None = None) -> Tensor:
         """``frame`` uint8 [H,W,3], ``logmel`` [1,96,64] (or [96,64]; None without audio) -> logits
-        [K, H, W] (float32, CPU) at the frame's own size."""
+        [K, H, W] (float32, CPU) at the frame's own size. ``encoded``: the propagator's ``encode`` of this frame
+        when the caller batched it over the clip (offline prediction, ``CoProp.predict``)."""
         pipe = self.pipe
         frame = np.asarray(frame) if not torch.is_tensor(frame) else frame
         if frame.ndim != 3 or frame.shape[-1] != 3:
@@ -130,17 +132,19 @@ class CoPropStream:
                     keyframe_logits = pipe.keyframe(kimage, audio, 0, self.text_label)
                 out = keyframe_logits.float()
             with self.clock("propagation"):
-                self._restart(image, audio, out)
+                self._restart(image, audio, out, encoded)
             self.keyframes.append(self.t)
         else:
             with self.clock("propagation"):
-                obj_logits, self.state = pipe.propagator.step(image, audio, self.state)
+                more = {} if encoded is None else {"encoded": encoded}   # custom propagators need not take it
+                obj_logits, self.state = pipe.propagator.step(image, audio, self.state, **more)
                 out = self._to_classes(obj_logits[0].float())
         self.max_state_bytes = max(self.max_state_bytes, self.state.nbytes())
         self.t += 1
         return resize_logits(out, (H, W)).cpu()
 
-    def _restart(self, image: Tensor, audio: Tensor | None, key_logits: Tensor) -> None:
+    def _restart(self, image: Tensor, audio: Tensor | None, key_logits: Tensor,
+                 encoded: tuple[list[Tensor], Tensor] | None = None) -> None:
         """Keyframe logits [K, s, s] -> object-id mask -> a fresh propagator state."""
         pipe = self.pipe
         if key_logits.shape[0] != pipe.num_classes:
@@ -164,7 +168,9 @@ class CoPropStream:
             for k, c in enumerate(self.classes, start=1):
                 mask_ids[classes == c] = k
         labels = None if self.text_label is None else torch.tensor([self.text_label], device=image.device)
-        self.state = pipe.propagator.start(image, audio, mask_ids[None], len(self.classes), text_labels=labels)
+        more = {} if encoded is None else {"encoded": encoded}
+        self.state = pipe.propagator.start(image, audio, mask_ids[None], len(self.classes), text_labels=labels,
+                                           **more)
 
     def _to_classes(self, obj_logits: Tensor) -> Tensor:
         """Object logits [n+1, s, s] (0 = background) -> output channels [K, s, s]."""

@@ -235,3 +235,19 @@ def load_submodule(path: str | Path, model: torch.nn.Module, prefix: str) -> int
                            f"({len(picked)} in the file, {len(wanted)} in the model); train both with one config")
     model.load_state_dict(picked, strict=False)
     return len(picked)
+
+
+def load_matching(path: str | Path, model: torch.nn.Module) -> list[str]:
+    """Start ``model`` from a weight file of a smaller model of the same family (e.g. the Audio-Insert Propagator
+    from the plain-AOT propagator, paper 4.2): every tensor of the file is copied into the same-named tensor of
+    ``model``. Returns the names of ``model``'s tensors the file does not hold (they keep their initialisation).
+    WeightsError when a file tensor is missing from ``model`` or has another shape."""
+    tensors, _ = read_weights(path)
+    own = model.state_dict()
+    bad = [k for k, v in tensors.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise WeightsError(f"{path}: {len(bad)} tensor(s) do not fit {type(model).__name__} (first: {bad[0]!r}); "
+                           f"train both models with one config")
+    model.load_state_dict(tensors, strict=False)
+    return [k for k in own if k not in tensors]
+

@@ -21,7 +21,7 @@ from torch import nn
 from coprop.errors import ConfigError
 from coprop.models.config import ModelConfig, get_config
 from coprop.train import tasks
-from coprop.train.checkpoint import load_submodule, load_weights, save_weights
+from coprop.train.checkpoint import load_matching, load_submodule, load_weights, save_weights
 from coprop.train.data import (ClipSamples, FrameSamples, PreparedClip, PropagationSamples, is_keyframe,
                                prepare_clips)
 from coprop.train.loop import FitResult, TrainParams, fit, seed_everything
@@ -174,13 +174,16 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
                      val_clips: Sequence | None = None, run_dir: str | Path = "runs/propagator",
                      epochs: int | None = None, params: TrainParams | None = None, window: int | None = None,
                      within_segment: bool = True, init_backbone: str | Path | None = "auto",
-                     **overrides) -> StageResult:
+                     init_weights: str | Path | None = None, **overrides) -> StageResult:
     """Stage 2: propagate a GT keyframe mask over the following frames (``window`` frames, default the
     shortest clip), loss on the annotated ones of the same segment.
 
     ``init_backbone``: weight file whose ``backbone.*`` initialises the propagator's image encoder; 'auto'
     = the run's keyframe model when it exists (it stands in for the pretrained AOT encoder of paper 4.2,
-    which the tiny config does not have), None = the config's own initialisation. The ``r50_aotl``
+    which the tiny config does not have), None = the config's own initialisation. ``init_weights``: a propagator
+    weight file (e.g. the plain-AOT one) to start every tensor it holds from, the way paper 4.2 starts the
+    Audio-Insert Propagator from AOT; the audio insertion layers keep their initialisation (replaces
+    ``init_backbone``). The ``r50_aotl``
     propagator (``paper`` config) always keeps the encoder of the AOT checkpoint it was built from.
     """
     t0 = time.perf_counter()
@@ -198,6 +201,9 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
         # paper 4.2: it starts from the AOT checkpoint's own encoder; a keyframe model's backbone (PVT-v2, or a
         # ResNet-50 to stride 32) is not AOT's encoder, so init_backbone does not apply (recorded as the AOT file)
         backbone_from = getattr(model, "loaded_from", None)
+    elif init_weights is not None:
+        load_matching(init_weights, model)
+        backbone_from = str(init_weights)
     else:
         backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.PropagatorStep(model, info.mode)
