@@ -157,7 +157,10 @@ findings(show_claims("4"))
 
 # %% [markdown]
 # ## Table 5 — audio insertion levels in the propagator (AOT = none, 1 level, 4 levels)
-# All three propagators start from the same fine-tuned keyframe encoder and train for the same steps.
+# As in the paper (4.2: the Audio-Insert Propagator is trained from a pre-trained AOT), the plain-AOT propagator
+# is trained first (its image encoder from the fine-tuned keyframe model) and the 1- and 4-level propagators
+# continue from it with new audio-insertion layers (coprop.experiments.VARIANTS): their rows measure "AOT" against
+# "AOT + audio insertion, trained further", the comparison the paper's Table 5 makes.
 
 # %%
 t5 = E.table5(ev)
