@@ -7,7 +7,8 @@
    its ``extra_seeds`` also those of Tables 4 and 5; fits the control-point sources and makes every test
    prediction the notebooks read -- finished models and predictions are reused, an interrupted stage resumes;
 3. writes ``reports/headline.json`` (coprop.experiments.headline: J, F, Alignment Rates with 95 % intervals);
-4. runs every notebook with ``configs/demo.yaml`` (pointing them at ``runs/demo``) into ``reports/``;
+4. runs every notebook with ``configs/demo.yaml`` (pointing them at ``runs/demo``) into ``reports/``, ``workers``
+   at a time (each kernel on one thread, longest first; index.csv rows in notebook order);
 5. prints where the reports went and the headline table, and writes ``reports/demo_summary.json`` (wall time
    of each phase and job, load averages).
 """
@@ -115,7 +116,7 @@ def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | Non
     echo(f"[4/4] notebooks with {config} ...")
     t = time.perf_counter()
     results = run_notebooks(E.resolve_path(config), only=only, run="demo", reports=reports,
-                            echo=lambda m: echo("      " + m))
+                            echo=lambda m: echo("      " + m), workers=workers)
     phases["notebooks_s"] = time.perf_counter() - t
     phases["total_s"] = time.perf_counter() - t0
     load["end"] = _load()
@@ -142,7 +143,8 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=nonneg_int, default=1,
                     help="CPU threads per training process (1 is fastest on a shared, busy CPU, 0: torch default)")
     ap.add_argument("--workers", type=nonneg_int, default=2,
-                    help="processes for data generation and training (default 2: one per core of the demo CPU)")
+                    help="processes for data generation, training and the notebooks (default 2: one per core of "
+                         "the demo CPU)")
     args = ap.parse_args(argv)
     s = run_demo(args.run_dir, args.config, args.only, device=args.device, threads=args.threads,
                  workers=args.workers)

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from coprop import paths
 from coprop.errors import ConfigError
 from coprop.io import atomic_path, write_json
-from coprop.runner.index import _now, append_index, git_revision, headline_metrics, reap_killed
+from coprop.runner.index import _now, append_index, git_revision, headline_metrics, read_index, reap_killed
 from coprop.runner.notebooks import declared_parameters, list_notebooks, load_config, notebooks_dir, select
 from coprop.runner.parameters import resolve_parameters
 
@@ -29,6 +29,7 @@ class RunResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    row: dict[str, Any] = field(default_factory=dict)   # its index.csv row
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -46,7 +47,9 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, git_rev: str,
-                 progress_bar: bool | None = None) -> RunResult:
+                 progress_bar: bool | None = None, record: bool = True) -> RunResult:
+    """Execute one notebook. ``record=False`` (parallel workers) leaves the index.csv row (``RunResult.row``)
+    and the removal of the ``.running`` marker to the caller, which records rows in notebook order."""
     import papermill
 
     # '<notebook>-<run>.ipynb', not '<run>.ipynb': two reports open in JupyterLab get tabs that can be told apart
@@ -90,13 +93,14 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
                 os.environ[k] = v
     duration = time.time() - started
     metrics = headline_metrics(out_dir)
-    append_index(reports, {
-        "time": _now(), "notebook": nb.stem, "run": run, "status": status, "duration_s": round(duration, 1),
-        "git_rev": git_rev, "parameters": json.dumps(params, sort_keys=True, default=str),
-        "metrics": json.dumps(metrics, sort_keys=True), "error": error,
-        "notebook_path": paths.display_path(out_nb), "output_dir": paths.display_path(out_dir)})
-    marker.unlink(missing_ok=True)
-    return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error)
+    row = {"time": _now(), "notebook": nb.stem, "run": run, "status": status, "duration_s": round(duration, 1),
+           "git_rev": git_rev, "parameters": json.dumps(params, sort_keys=True, default=str),
+           "metrics": json.dumps(metrics, sort_keys=True), "error": error,
+           "notebook_path": paths.display_path(out_nb), "output_dir": paths.display_path(out_dir)}
+    if record:
+        append_index(reports, row)
+        marker.unlink(missing_ok=True)
+    return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error, row)
 
 
 def _tidy_report(out_nb: Path, nb: Path, kernel_name: str = "python3") -> None:
@@ -130,8 +134,9 @@ def _tidy_report(out_nb: Path, nb: Path, kernel_name: str = "python3") -> None:
 def run_notebooks(config: str | Path | None = None, only: Iterable[str] | None = None, run: str | None = None,
                   overrides: dict[str, Any] | None = None, notebooks: str | Path | None = None,
                   reports: str | Path | None = None, progress_bar: bool | None = None,
-                  echo=print) -> list[RunResult]:
-    """Run the selected notebooks in order; returns one RunResult each (failures included, never raised)."""
+                  echo=print, workers: int = 1) -> list[RunResult]:
+    """Run the selected notebooks; returns one RunResult each, in notebook order (failures included, never
+    raised). ``workers`` > 1 runs that many notebooks side by side (coprop.runner.parallel)."""
     all_nbs = list_notebooks(notebooks)
     if not all_nbs:
         raise ConfigError(f"no notebooks found in {Path(notebooks) if notebooks else notebooks_dir()}")
@@ -144,11 +149,97 @@ def run_notebooks(config: str | Path | None = None, only: Iterable[str] | None =
     for row in reap_killed(reports):
         echo(f"note: {row['notebook']}/{row['run']} was killed in an earlier run; recorded as 'killed' in index.csv")
     rev = git_revision()
+    if workers > 1 and len(chosen) > 1:
+        return _run_parallel(chosen, params, run, reports, rev, workers, progress_bar, echo)
     results = []
     for i, nb in enumerate(chosen, 1):
         echo(f"[{i}/{len(chosen)}] {nb.stem} (run {run!r}) ...")
         res = run_notebook(nb, params[nb], run, reports, rev, progress_bar=progress_bar)
-        line = f"[{i}/{len(chosen)}] {nb.stem}: {res.status} in {res.duration_s:.0f} s -> {res.output_notebook}"
-        echo(line if res.status == "ok" else f"{line}\n    failed at {res.error}")
+        echo(done_line(res, i, len(chosen)))
         results.append(res)
     return results
+
+
+def done_line(res: RunResult, i: int, n: int) -> str:
+    line = f"[{i}/{n}] {res.notebook}: {res.status} in {res.duration_s:.0f} s -> {res.output_notebook}"
+    return line if res.status == "ok" else f"{line}\n    failed at {res.error}"
+
+
+# ------------------------------------------------------------------------------------------------ parallel
+
+KERNEL_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _single_threaded_kernels() -> None:
+    """Worker initializer: kernels started from this process use one BLAS/OpenMP/torch thread each, so
+    ``workers`` notebooks share ``workers`` cores instead of each spawning a thread per core and fighting."""
+    for k in KERNEL_THREADS:
+        os.environ[k] = "1"
+
+
+def expected_seconds(reports: Path, nb: Path, run: str) -> float:
+    """How long ``nb`` took the last time it ran ok (index.csv; the same run name preferred), 0 if never."""
+    rows = [r for r in read_index(reports) if r.get("notebook") == nb.stem and r.get("status") == "ok"]
+    same = [r for r in rows if r.get("run") == run] or rows
+    try:
+        return float(same[-1]["duration_s"]) if same else 0.0
+    except (KeyError, ValueError):
+        return 0.0
+
+
+def longest_first(notebooks: list[Path], reports: Path, run: str) -> list[Path]:
+    """Start order for parallel runs: longest previous duration first (a long notebook started last would
+    run alone at the end); notebooks never run keep their order, after timed ones of equal estimate."""
+    est = {nb: expected_seconds(reports, nb, run) for nb in notebooks}
+    return sorted(notebooks, key=lambda nb: -est[nb])   # stable: ties keep notebook order
+
+
+def _run_parallel(chosen: list[Path], params: dict[Path, dict[str, Any]], run: str, reports: Path, rev: str,
+                  workers: int, progress_bar: bool | None, echo) -> list[RunResult]:
+    """``workers`` notebooks at a time, each in its own process (papermill and the kernel's environment are
+    per process), started longest first. Rows go into index.csv in notebook order, whatever order the runs
+    finish in, so two runs of the same notebooks give the same index layout; a finished notebook's
+    ``.running`` marker is removed only once its row is written (a runner killed in between leaves the marker,
+    and the next run records the notebook as 'killed')."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    n = len(chosen)
+    pos = {nb: i for i, nb in enumerate(chosen)}
+    results: dict[int, RunResult] = {}
+    written = 0
+    quiet = False if progress_bar is None else progress_bar   # two bars on one terminal would interleave
+    # fork: a worker starts in milliseconds and needs no `if __name__ == "__main__"` guard in the caller's
+    # script (spawn re-imports it); the workers only run papermill, never the parent's torch or its threads
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
+                                initializer=_single_threaded_kernels) as pool:
+        futures = {}
+        for nb in longest_first(chosen, reports, run):
+            futures[pool.submit(run_notebook, nb, params[nb], run, reports, rev, quiet, False)] = nb
+        echo(f"{n} notebooks, {workers} at a time (run {run!r}), longest first: "
+             f"{', '.join(futures[f].stem for f in futures)}")
+        for fut in cf.as_completed(futures):
+            nb = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the worker process itself died: still one named row
+                res = _worker_failure(nb, run, reports, rev, params[nb], exc)
+            results[pos[nb]] = res
+            echo(done_line(res, pos[nb] + 1, n))
+            while written in results:   # index rows in notebook order
+                done = results[written]
+                append_index(reports, done.row)
+                (reports / done.notebook / f"{run}.running").unlink(missing_ok=True)
+                written += 1
+    return [results[i] for i in range(n)]
+
+
+def _worker_failure(nb: Path, run: str, reports: Path, rev: str, params: dict[str, Any],
+                    exc: BaseException) -> RunResult:
+    out_nb, out_dir = reports / nb.stem / f"{nb.stem}-{run}.ipynb", reports / nb.stem / run
+    error = f"the runner's worker process failed: {describe_failure(exc)}"
+    row = {"time": _now(), "notebook": nb.stem, "run": run, "status": "failed", "duration_s": "",
+           "git_rev": rev, "parameters": json.dumps(params, sort_keys=True, default=str), "metrics": "{}",
+           "error": error, "notebook_path": paths.display_path(out_nb), "output_dir": paths.display_path(out_dir)}
+    return RunResult(nb.stem, "failed", 0.0, out_nb, out_dir, params, {}, error, row)
