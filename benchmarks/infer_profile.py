@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     imp_cpu, imp_wall = import_cost()
 
     from coprop import infer as I
+    from coprop.infer import ENCODE_BATCH
     from coprop.controlpoints import features as F
     from coprop.data.media import read_soundtrack
     from coprop.data.video_frames import iter_frames, plan_frames
@@ -130,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             t.register_forward_hook(post)
     logits = []
     with EncodeAhead(prop) as ahead:
-        for k in range(n):
-            with c("model: encode ahead (backbone, audio, insert)"):
-                ahead(images[k][1], torch.as_tensor(logmel[k], dtype=torch.float32)[None, None])
-            with c("model: push (memory attention, decoder)"):
-                logits.append(stream.push(images[k][0], logmel[k]))
+        for k0 in range(0, n, ENCODE_BATCH):
+            ks = range(k0, min(n, k0 + ENCODE_BATCH))
+            with c(f"model: encode ahead, {ENCODE_BATCH} frames a call (backbone, audio, insert)"):
+                ahead([images[k][1] for k in ks], [torch.as_tensor(logmel[k])[None, None] for k in ks])
+            for k in ks:
+                with c("model: push (memory attention, decoder)"):
+                    logits.append(stream.push(images[k][0], logmel[k]))
     with c("logits -> uint8 mask at full size"):
         masks = [logits_to_mask(lg, f.shape[:2], False) for lg, f in zip(logits, frames)]
     with c("paint overlay"):

@@ -213,13 +213,18 @@ def model_input(rgb: np.ndarray, size: int) -> tuple[np.ndarray, "torch.Tensor"]
 
 
 class EncodeAhead:
-    """Runs a propagator's stateless ``encode(frames, audio)`` of a frame ahead of its turn (e.g. in the decode
-    thread), so the model thread only does the stateful part (memory attention, decoder) and the two run on
-    two cores. ``with EncodeAhead(prop) as ahead:`` installs a lookup as ``prop.encode`` (removed on exit);
-    ``ahead(image, audio)`` encodes and queues the result; when ``start``/``step`` then encode a frame, the
-    queued results are searched (oldest first) for an equal image and audio, which is used instead of encoding
-    again; results older than the match are dropped (frames are pushed in order). Anything else (other
-    inputs, text labels) is encoded as usual."""
+    """Runs a propagator's stateless ``encode(frames, audio)`` ahead of the frames' turn (e.g. in the decode
+    thread), several frames per call, so the model thread only does the stateful part (memory attention,
+    decoder) and the two run on two cores. ``with EncodeAhead(prop) as ahead:`` installs a lookup as
+    ``prop.encode`` (removed on exit); ``ahead(images, audios)`` encodes a list of frames ([1,3,S,S] each, with
+    their [1,1,96,64] log-mels) in one batched call and queues each frame's share. When ``start``/``step``
+    then encode a frame, the queue is searched (oldest first) for an equal image and audio, whose result is
+    used instead of encoding again; results older than the match are dropped (frames are pushed in order).
+    Anything else (other inputs, text labels) is encoded as usual.
+
+    Batching is what saves the CPU: the tiny config's encode takes 20.5 ms for one 128 px frame, 12.0 ms per
+    frame in fours, 10.2 in eights (one torch thread; per-layer overhead is shared). A frame's features from a
+    batched call equal its single-frame ones up to float rounding (7e-7 measured)."""
 
     def __init__(self, propagator):
         self.prop = propagator
@@ -234,11 +239,16 @@ class EncodeAhead:
         del self.prop.encode
         self.ready.clear()
 
-    def __call__(self, image, audio) -> None:
+    def __call__(self, images: list, audios: list) -> None:
         import torch
 
+        if not images:
+            return
         with torch.inference_mode():
-            self.ready.append((image, audio, self.encode(image, audio)))
+            batch = self.encode(torch.cat(images), None if audios[0] is None else torch.cat(audios))
+        skips, grid = batch
+        for j, (image, audio) in enumerate(zip(images, audios)):
+            self.ready.append((image, audio, ([s[j:j + 1] for s in skips], grid[j:j + 1])))
 
     def _lookup(self, frames, audio=None, text_labels=None):
         import torch

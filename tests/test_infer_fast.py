@@ -43,8 +43,10 @@ def test_encode_ahead_in_another_thread_gives_the_same_logits(pipe):
     ref = [plain.push(small[t][0], logmel[t]) for t in range(T)]
     fast = pipe.stream(cps)
     with EncodeAhead(pipe.propagator) as ahead:
-        th = threading.Thread(target=lambda: [ahead(small[t][1], torch.as_tensor(logmel[t])[None, None])
-                                              for t in range(T)])
+        def encode_all():
+            for ts in ([0, 1, 2], [3, 4]):                      # batches, as the decode thread makes them
+                ahead([small[t][1] for t in ts], [torch.as_tensor(logmel[t])[None, None] for t in ts])
+        th = threading.Thread(target=encode_all)
         th.start()
         th.join()
         assert len(ahead.ready) == T
@@ -54,9 +56,11 @@ def test_encode_ahead_in_another_thread_gives_the_same_logits(pipe):
         assert not calls and not ahead.ready                   # every frame's encoding was used, none redone
     assert "encode" not in vars(pipe.propagator)                # the lookup is removed on exit
     for t in range(T):
-        assert out[t].shape == (1, S, S) and torch.equal(out[t], ref[t])
-        full = logits_to_mask(out[t], (H, W), False)
-        assert np.array_equal(full, (resize_logits(ref[t], (H, W))[0] > 0).numpy().astype(np.uint8))
+        assert out[t].shape == (1, S, S)
+        assert torch.allclose(out[t], ref[t], atol=1e-4)       # batched encoding: equal up to float rounding
+        full, ref_full = logits_to_mask(out[t], (H, W), False), resize_logits(ref[t], (H, W))[0]
+        clear = (ref_full.abs() > 1e-3).numpy()                 # pixels not within rounding of the threshold
+        assert np.array_equal(full[clear], (ref_full > 0).numpy().astype(np.uint8)[clear])
 
 
 def test_encode_ahead_encodes_again_when_the_input_differs(pipe):
@@ -65,7 +69,7 @@ def test_encode_ahead_encodes_again_when_the_input_differs(pipe):
     calls = []
     with EncodeAhead(pipe.propagator) as ahead:
         encode, ahead.encode = ahead.encode, lambda *a: calls.append(a) or encode(*a)
-        ahead(image, torch.as_tensor(logmel[0])[None, None])
+        ahead([image], [torch.as_tensor(logmel[0])[None, None]])
         pipe.propagator.encode(image, torch.as_tensor(logmel[1])[None, None])     # other audio
         pipe.propagator.encode(image + 1, torch.as_tensor(logmel[0])[None, None])  # other image
         assert len(ahead.ready) == 1
