@@ -16,6 +16,10 @@ shared, so timings are only as good as that load). CSV + Markdown into reports/p
 
     python benchmarks/infer_realtime.py                                  # default cases, 8 s videos
     python benchmarks/infer_realtime.py --cases 640x480@30:30 --repeat 3 --threads 1
+    python benchmarks/infer_realtime.py --cases 640x480@30:30:8,640x480@30:30:30   # WxH@RATE:FPS[:SECONDS]
+
+The start-up (reading the soundtrack, control points, loading the models: about 4 s, most of it importing timm)
+is paid once per video, so realtime_infer grows with the video's length towards realtime.
 """
 from __future__ import annotations
 
@@ -31,23 +35,28 @@ from benchmarks._videos import load_avg, make_run, make_video, run_infer, write_
 DEFAULT_CASES = "640x480@30:30,640x360@25:25,1280x720@30:30,1920x1080@30:30,640x480@30:1"
 
 
-def parse_case(text: str) -> tuple[int, int, float, float]:
-    """'WxH@RATE:FPS' -> (width, height, video frame rate, --fps)."""
+def parse_case(text: str) -> tuple[int, int, float, float, float | None]:
+    """'WxH@RATE:FPS[:SECONDS]' -> (width, height, video frame rate, --fps, seconds or None for --seconds)."""
     try:
         size, rest = text.split("@")
-        rate, fps = rest.split(":")
+        rate, fps, *sec = rest.split(":")
         w, h = size.lower().split("x")
-        return int(w), int(h), float(rate), float(fps)
+        if len(sec) > 1:
+            raise ValueError
+        return int(w), int(h), float(rate), float(fps), (float(sec[0]) if sec else None)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a case is WxH@RATE:FPS, e.g. 640x480@30:30, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a case is WxH@RATE:FPS[:SECONDS], e.g. 640x480@30:30 or "
+                                         f"640x480@30:30:30, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     from coprop.cli_args import ArgumentParser, positive_float, positive_int
 
     ap = ArgumentParser(prog="infer_realtime", description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=DEFAULT_CASES, help=f"comma-separated WxH@RATE:FPS (default {DEFAULT_CASES})")
-    ap.add_argument("--seconds", type=positive_float, default=8.0, help="video length in seconds")
+    ap.add_argument("--cases", default=DEFAULT_CASES,
+                    help=f"comma-separated WxH@RATE:FPS[:SECONDS] (default {DEFAULT_CASES})")
+    ap.add_argument("--seconds", type=positive_float, default=8.0, help="video length in seconds of cases that "
+                    "do not give one")
     ap.add_argument("--repeat", type=positive_int, default=1, help="runs per case (all are recorded)")
     ap.add_argument("--threads", type=positive_int, default=1, help="torch/OpenMP threads of the infer process")
     ap.add_argument("--config", default="tiny", help="model config of the random-weight run folder")
@@ -60,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="coprop-infer-rt-"))
     run = make_run(work / f"run-{args.config}", args.config)
     rows = []
-    for w, h, rate, fps in cases:
-        video = make_video(work / f"v{w}x{h}_{rate:g}fps_{args.seconds:g}s.mp4", w, h, args.seconds, rate)
+    for w, h, rate, fps, seconds in cases:
+        seconds = seconds or args.seconds
+        video = make_video(work / f"v{w}x{h}_{rate:g}fps_{seconds:g}s.mp4", w, h, seconds, rate)
         for r in range(args.repeat):
             load = load_avg()
-            res = run_infer(video, run, work / f"out-{w}x{h}-{rate:g}-{fps:g}-{r}", fps, threads=args.threads)
+            res = run_infer(video, run, work / f"out-{w}x{h}-{rate:g}-{fps:g}-{seconds:g}-{r}", fps,
+                            threads=args.threads)
             t = res["timings"]
             rows.append({"case": f"{w}x{h}@{rate:g}", "fps": fps, "frames": t["frames"], "video_s": t["video_s"],
                          "realtime": t["video_s"] / t["stream_s"], "realtime_infer": t["video_s"] / t["total_s"],
@@ -80,17 +91,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['case']:>16} --fps {fps:<4g} {row['frames']:5d} frames: {row['realtime']:.2f} video s per "
                   f"wall s streaming ({row['realtime_infer']:.2f} all of infer, {row['realtime_process']:.2f} with "
                   f"start-up), {row['cpu_per_video_s']:.2f} CPU s per video s, load {load}", flush=True)
-    cols = ["case", "fps", "frames", "realtime", "realtime_infer", "realtime_process", "cpu_per_video_s",
+    cols = ["case", "fps", "video_s", "frames", "realtime", "realtime_infer", "realtime_process", "cpu_per_video_s",
             "decode_busy_s", "segment_busy_s", "write_busy_s", "peak_rss_mb", "threads", "load_avg_start"]
     df = pd.DataFrame(rows)
     goal = df[(df.case == "640x480@30") & (df.fps == 30)]
-    verdict = "" if goal.empty else (
-        f"\n\n## Target\n\n- 640x480 at 30 frames/s, --fps 30, faster than real time: best "
-        f"{goal.realtime.max():.2f}, median {goal.realtime.median():.2f} video s per wall s (streaming) -> "
-        f"{'met' if goal.realtime.max() > 1 else 'NOT met'} (at the load averages in the table)")
+    verdict = "" if goal.empty else "\n\n## Target: 640x480 at 30 frames/s, --fps 30, faster than real time\n\n" + \
+        "\n".join(f"- {v:g} s video: streaming (decode, segment, encode) best {g.realtime.max():.2f}, all of "
+                  f"infer() with its start-up best {g.realtime_infer.max():.2f}, whole process "
+                  f"{g.realtime_process.max():.2f} video s per wall s -> streaming "
+                  f"{'met' if g.realtime.max() > 1 else 'NOT met'}, with start-up "
+                  f"{'met' if g.realtime_infer.max() > 1 else 'NOT met'}" for v, g in goal.groupby("video_s")) + \
+        "\n\n(at the load averages in the table)"
     write_report(df, "infer_realtime_cpu", args.tag,
                  "# coprop infer: video seconds per wall second (> 1 = faster than real time)\n\n"
-                 f"Tiny config, random weights, --source cosine, {args.seconds:g} s videos, {args.threads} torch "
+                 f"Tiny config, random weights, --source cosine, videos video_s seconds long, {args.threads} torch "
                  "thread(s). load_avg_start: 1/5/15-minute load average of the shared CPU machine when the case "
                  "started." + verdict, cols)
     return 0
