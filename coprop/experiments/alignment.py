@@ -31,7 +31,7 @@ def alignment_table(ev: Evaluation, methods: Sequence[Method]) -> pd.DataFrame:
         if not ev.available(m) or not ev.seeds_of(m):
             continue
         c = I.cells(ev, m, "all", ("AR all", "AR near", "AR far", "J"), prefix="")
-        s = ev.scores(m)
+        s = I.frames_scored(ev, m)   # counted from the interval's per-clip statistics, not scored again
         row = {"method": m.label, "our data": ev.data_label}
         for metric, col in (("AR all", "AR all %"), ("AR near", near), ("AR far", "AR farther %"), ("J", "J %")):
             row.update({col: c[f"{metric} %"], f"{col}_lo": c[f"{metric} %_lo"], f"{col}_hi": c[f"{metric} %_hi"]})

@@ -65,7 +65,7 @@ class Evaluation:
             needed |= {"learned"} if any(m.keyframe == "text" for m in mine) else set()
             fit_sources(suite, self.data, sorted(needed), self.llm, echo)
             store = self.results.setdefault(seed, {})
-            cache = None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{suite.stamp()}"
+            cache = self.prediction_dir(seed)
             for m in progress(mine, desc=f"methods (seed {seed})", unit="method"):
                 if m.key in store:
                     continue
@@ -73,6 +73,10 @@ class Evaluation:
                 store[m.key] = run_method(m, suite, self.clips, cache)
                 echo(f"  {m.label}: {len(self.clips)} clips in {time.perf_counter() - t0:.1f} s")
         return self
+
+    def prediction_dir(self, seed: int) -> Path | None:
+        """Where the predictions of training seed ``seed`` are cached (one folder per method), None: no cache."""
+        return None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{self.suites[seed].stamp()}"
 
     def scores(self, m: Method, frames: str = "all") -> dict[str, float]:
         """Mean and std over seeds of J, F (in %) and Alignment Rates (in %)."""

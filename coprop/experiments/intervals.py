@@ -7,6 +7,7 @@ Columns follow coprop.report_tables: ``ours: J %`` with ``ours: J %_lo`` / ``our
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -31,26 +32,80 @@ def binary(ev: Evaluation) -> bool:
 
 def method_stats(ev: Evaluation, m: Method, frames: str = "all", seeds: list[int] | None = None) -> list:
     """ClipStats of ``m`` per seed (``seeds``, default the seeds it was run for): frames 'all', 'key' (the frames
-    the method made keyframes) or 'normal' (the propagated ones). Binary data only."""
+    the method made keyframes) or 'normal' (the propagated ones). Binary data only. Kept in memory and, when
+    the predictions are cached on disk, beside them (``_stats_file``): the demo's headline computes them once
+    and notebooks 05 and 06 read them."""
     from coprop.experiments.clips import gt_control_points
 
     out = []
     for seed in (ev.seeds_of(m) if seeds is None else seeds):
         key = f"{_clips_key(ev)}/{m.key}/{frames}/{seed}/{ev.k}/{id(ev.results[seed][m.key])}"
         if key not in _STATS:
-            res = ev.results[seed][m.key]
-            cps = [np.asarray(r.control_points, bool) for r in res]
-            scored = None if frames == "all" else [cp if frames == "key" else ~cp for cp in cps]
-            _STATS[key] = S.clip_stats([r.logits for r in res], [c.masks for c in ev.clips],
-                                       [c.gt_available for c in ev.clips],
-                                       [gt_control_points(c) for c in ev.clips], scored, k=ev.k)
+            f = _stats_file(ev, m, frames, seed)
+            st = _read_stats(f) if f is not None else None
+            if st is None:
+                res = ev.results[seed][m.key]
+                cps = [np.asarray(r.control_points, bool) for r in res]
+                scored = None if frames == "all" else [cp if frames == "key" else ~cp for cp in cps]
+                st = S.clip_stats([r.logits for r in res], [c.masks for c in ev.clips],
+                                  [c.gt_available for c in ev.clips],
+                                  [gt_control_points(c) for c in ev.clips], scored, k=ev.k)
+                if f is not None:
+                    _write_stats(f, st)
+            _STATS[key] = st
         out.append(_STATS[key])
     return out
 
 
+STATS_VERSION = 1   # bump when clip_stats or coprop.metrics change what a ClipStats holds
+
+
+def _stats_file(ev: Evaluation, m: Method, frames: str, seed: int):
+    """``<prediction cache>/<method>/clipstats-v1-<frames>-k<k>-<clips>.npz``, or None without a cache."""
+    folder = ev.prediction_dir(seed)
+    if folder is None or not (folder / m.key).is_dir():
+        return None
+    return folder / m.key / f"clipstats-v{STATS_VERSION}-{frames}-k{ev.k}-{_clips_key(ev)}.npz"
+
+
+def _write_stats(f, st: S.ClipStats) -> None:
+    from coprop.io import atomic_path
+
+    arrays = {"j_sum": st.j_sum, "j_n": st.j_n, "f_curve": st.f_curve, "f_n": st.f_n,
+              **{f"aligned_{k}": v for k, v in st.aligned.items()},
+              **{f"assessed_{k}": v for k, v in st.assessed.items()}}
+    with atomic_path(f) as tmp, open(tmp, "wb") as fh:   # two notebooks may write it at once: last one wins
+        np.savez(fh, **arrays)
+
+
+def _read_stats(f) -> S.ClipStats | None:
+    if not f.is_file():
+        return None
+    try:
+        with np.load(f) as z:
+            keys = ("all", "near", "far")
+            return S.ClipStats(z["j_sum"], z["j_n"], z["f_curve"], z["f_n"], {k: z[f"aligned_{k}"] for k in keys},
+                               {k: z[f"assessed_{k}"] for k in keys})
+    except (OSError, KeyError, ValueError):   # unreadable (e.g. cut short by a full disk): computed again
+        return None
+
+
+@functools.lru_cache(maxsize=64)
 def draws(num_seeds: int, num_clips: int) -> S.Draws:
-    """The resampling plan of every table with this many seeds and clips (fixed: reruns give the same intervals)."""
+    """The resampling plan of every table with this many seeds and clips (fixed: reruns give the same intervals;
+    one object per shape, so statistics can reuse a method's replicates across the rows that compare with it)."""
     return S.Draws.make(num_seeds, num_clips, B=B, rng_seed=0)
+
+
+def frames_scored(ev: Evaluation, m: Method, frames: str = "all") -> dict[str, int]:
+    """``{'frames', 'frames near'}``: annotated frames a row scores (among ``frames``) and those of them within
+    ±k of a GT conversion, on the method's first seed, as Evaluation.scores counts them -- read from the per-clip
+    statistics instead of scoring every frame a second time (binary data; semantic data is scored)."""
+    if not binary(ev):
+        s = ev.scores(m, frames)
+        return {"frames": s["frames"], "frames near": s["frames near"]}
+    st = method_stats(ev, m, frames, ev.seeds_of(m)[:1])[0]
+    return {"frames": int(st.j_n.sum()), "frames near": int(st.assessed["near"].sum())}
 
 
 def cells(ev: Evaluation, m: Method, frames: str = "all", metrics=("J", "F"), prefix: str = "ours: ",

@@ -40,7 +40,7 @@ def _row(ev: Evaluation, m: Method, label: str | None = None, frames: str = "all
     if ref is not None and ev.available(ref) and ev.seeds_of(ref):
         row.update(I.paired_cells(ev, m, ref, "J", frames, ref_frames, DELTA))
     row["seeds"] = ",".join(map(str, seeds))
-    row["frames"] = ev.scores(m, frames)["frames"]
+    row["frames"] = I.frames_scored(ev, m, frames)["frames"]
     return row
 
 
