@@ -31,6 +31,12 @@
 # paper's **cosine** baseline and the **learned** detector) with the **GT oracle**. The paper reports Table 2b
 # as segmentation J/F downstream of each source; here the sources are scored directly on their control points
 # (boundary precision/recall/F1 at a frame tolerance, exact-list accuracy).
+#
+# Given `run_dir` (the demo passes `runs/demo`), the offline detectors that `coprop demo` already fitted there for
+# training seed `seed` on the same training split are loaded instead of being fitted again (same detectors, same
+# seed, same clips: the same control points); missing ones are fitted here. `retrieval_clips` caps how many
+# training clips the displayed retrieval store holds (0: all); it only changes which examples the shown prompt
+# can retrieve, not any score below.
 
 # %%
 import matplotlib
@@ -43,6 +49,8 @@ from coprop.controlpoints.retrieval import RetrievalStore
 from coprop.controlpoints.detectors import GTSource
 from coprop.data import open_dataset
 from coprop.data.synth import is_synthetic, resolve_root
+from coprop.experiments.clips import Data
+from coprop.experiments.sources import fitted_in_run
 from coprop.paths import display_path
 from coprop.reports import RunOutput
 
@@ -64,6 +72,8 @@ profile: str = "auto"                # http backend: 'auto', 'vllm' or 'dashscop
 api_key_env: str = ""                # http backend: environment variable holding the API key (e.g. DASHSCOPE_API_KEY)
 cache_dir: str = ""                  # LLM answer cache; empty: data/llm-cache
 prompts_path: str = ""               # prompt templates; empty: coprop/controlpoints/prompts.yaml
+run_dir: str = ""                    # fitted offline detectors from here (runs/demo of coprop demo); empty: fit here
+retrieval_clips: int = 0             # training clips in the displayed retrieval store (0: all)
 
 # %%
 root = resolve_root(data_root, synthetic_preset, seed)
@@ -76,12 +86,15 @@ print(f"{subset}: {len(train)} training clips, {len(clips)} {split} clips from {
 # %% [markdown]
 # ## The three prompt variants for one clip
 #
-# The retrieval store holds every training clip's category and GT control points. For display, the clip's own
-# category stands in for the model's answer to Q2; the clip itself is never retrieved.
+# The retrieval store holds the training clips' categories and GT control points (the first `retrieval_clips`
+# of them, all when 0). For display, the clip's own category stands in for the model's answer to Q2; the clip
+# itself is never retrieved.
 
 # %%
 prompts = PromptSet.load(prompts_path or None)
-store = RetrievalStore.from_clips(train, GTSource(), synonyms=prompts.synonyms)
+pool = train[:retrieval_clips] if 0 < retrieval_clips < len(train) else train
+store = RetrievalStore.from_clips(pool, GTSource(), synonyms=prompts.synonyms)
+print(f"retrieval store: {len(store)} of {len(train)} training clips")
 shown = compare.prompt_variants(clips[clip_index], prompts, store, k=k)
 print(f"templates: {display_path(prompts.path)}\nclip: {clips[clip_index].name}\n{shown['retrieval']}")
 for variant in ("1-step", "3-step", "3-step+retrieval"):
@@ -94,7 +107,14 @@ for variant in ("1-step", "3-step", "3-step+retrieval"):
 llm, what = compare.backend_from_params(backend, model_path=model_path, base_url=base_url, model_name=model_name,
                                         profile=profile, api_key_env=api_key_env, cache_dir=cache_dir)
 print(what)
-sources = compare.fit_sources(compare.build_sources(llm, k=k, seed=seed, prompts=prompts), train)
+sources = compare.build_sources(llm, k=k, seed=seed, prompts=prompts)
+found = fitted_in_run(run_dir, seed, Data(data_root, synthetic_preset, subset, seed),
+                     [name for name, _ in compare.OFFLINE_ROWS.values()]) if run_dir else {}
+reused = {label: found[name] for label, (name, _) in compare.OFFLINE_ROWS.items() if name in found}
+sources.update(reused)
+compare.fit_sources(sources, train, skip=list(reused))
+print(f"fitted by coprop demo, loaded from {run_dir}/seed{seed}/sources: {list(reused)}" if reused else
+      "every source fitted here on the training split")
 predictions = compare.predict(sources, clips)
 scores = compare.compare(predictions, clips, tolerances=(0, 1))
 

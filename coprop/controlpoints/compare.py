@@ -59,10 +59,15 @@ def build_sources(backend: LLMBackend | None, k: int = 3, seed: int = 0, prompts
     return out
 
 
-def fit_sources(sources: dict[str, ControlPointSource], train_clips: Sequence[Clip]) -> dict:
-    train = list(train_clips)
-    for label, src in progress(sources.items(), desc="fit sources", total=len(sources)):
-        src.fit(train)
+def fit_sources(sources: dict[str, ControlPointSource], train_clips: Sequence[Clip],
+                skip: Sequence[str] = ()) -> dict:
+    """Fit every source on ``train_clips`` except the labels in ``skip`` (fitted already, e.g. by
+    ``coprop demo``); the clips are read only when some source learns from them (the GT oracle does not)."""
+    todo = {label: src for label, src in sources.items() if label not in skip}
+    if any(type(src).fit is not ControlPointSource.fit for src in todo.values()):
+        train = list(train_clips)
+        for label, src in progress(todo.items(), desc="fit sources", total=len(todo)):
+            src.fit(train)
     return sources
 
 

@@ -24,6 +24,15 @@ def cached_source(suite_dir: Path | None, name: str, data: Data):
     return torch.load(f, weights_only=False)   # written by fit_sources below, never downloaded
 
 
+def fitted_in_run(run_dir: str | Path, seed: int, data: Data, names: Iterable[str]) -> dict[str, Any]:
+    """name -> the source ``coprop demo`` (or a notebook) fitted for training seed ``seed`` on ``data``'s training
+    clips under ``run_dir``/seed<seed>/sources; names not fitted there are left out."""
+    from coprop.experiments.settings import resolve_path
+
+    found = {name: cached_source(resolve_path(run_dir) / f"seed{seed}", name, data) for name in names}
+    return {name: src for name, src in found.items() if src is not None}
+
+
 def fit_sources(suite: Suite, data: Data, names: Iterable[str], llm: dict[str, str] | None = None,
                 echo: Callable = print, train: list | None = None) -> dict[str, Any]:
     """Fit the control-point sources a set of methods needs (cached per suite seed and data);
