@@ -59,6 +59,25 @@ def _paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
     return [Path(p) for p in path]
 
 
+def provenance(path: str | Path | Sequence[str | Path]) -> str:
+    """Where result CSV(s) came from, one line each: the commit that last changed the file and its date (git), or
+    the file's modification time when git does not track it."""
+    import time
+
+    lines = []
+    for p in _paths(path):
+        try:
+            out = subprocess.run(["git", "log", "-1", "--format=%h %cs", "--", str(p.resolve())], cwd=repo_root(),
+                                 capture_output=True, text=True, timeout=10).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            out = []
+        if len(out) == 2:
+            lines.append(f"{p.name}: committed in {out[0]} on {out[1]}")
+        else:
+            lines.append(f"{p.name}: not committed; written {time.strftime('%Y-%m-%d %H:%M', time.localtime(p.stat().st_mtime))}")
+    return "\n".join(lines)
+
+
 def load_results(path: str | Path | Sequence[str | Path], kind: str):
     """Read benchmark CSV(s) of one ``kind`` ('memory_vs_length'|'throughput') and check their columns;
     several files (e.g. one per config or device) are stacked."""

@@ -25,6 +25,11 @@
 #   runs all its cases in one process (`--no-isolate`), so the numbers are real but tiny and noisy; the committed
 #   tables come from the scripts run from the command line, one fresh process per case.
 #
+# `coprop demo` (configs/demo.yaml) plots the committed tables `reports/performance/memory_vs_length_cpu-2c.csv`
+# and `throughput_cpu-2c.csv` instead of measuring for minutes: they were measured on the 2-core CPU with the
+# scripts above, one process per case (the cell below prints the commit and date of each file, the tables keep
+# the load average and torch version of every case). Run the scripts, or empty both CSV parameters, to measure.
+#
 # Models carry random weights: speed and memory do not depend on weight values; nothing here measures accuracy.
 
 # %%
@@ -72,6 +77,7 @@ else:
 memory = perf.load_results(memory_path, "memory_vs_length")
 throughput = perf.load_results(throughput_path, "throughput")
 print(f"memory results: {display_path(memory_path)}\nthroughput results: {display_path(throughput_path)}")
+print(perf.provenance(memory_path) + "\n" + perf.provenance(throughput_path))
 
 # %% [markdown]
 # ## Memory vs clip length
