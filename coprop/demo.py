@@ -25,6 +25,9 @@ from coprop.cli_args import ArgumentParser, nonneg_int
 RUN_DIR = "runs/demo"
 CONFIG = "configs/demo.yaml"
 HEADLINE = ("05_ablations", "table1")
+# notebooks that must run one after another when two run at a time: 03 and 04 train into runs/demo/notebooks and
+# 04's propagator starts from 03's keyframe model. The rest only read runs/demo, which step 2 completed.
+NOTEBOOK_CHAINS = [["03_train_keyframe", "04_train_propagator"]]
 
 
 def headline_table(reports: Path, run: str = "demo") -> str:
@@ -116,7 +119,7 @@ def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | Non
     echo(f"[4/4] notebooks with {config} ...")
     t = time.perf_counter()
     results = run_notebooks(E.resolve_path(config), only=only, run="demo", reports=reports,
-                            echo=lambda m: echo("      " + m), workers=workers)
+                            echo=lambda m: echo("      " + m), workers=workers, chains=NOTEBOOK_CHAINS)
     phases["notebooks_s"] = time.perf_counter() - t
     phases["total_s"] = time.perf_counter() - t0
     load["end"] = _load()

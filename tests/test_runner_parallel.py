@@ -9,20 +9,23 @@ import nbformat
 import pytest
 
 from coprop import runner
-from coprop.runner.execute import longest_first
+from coprop.runner.execute import longest_first, run_chains
 
 PARAMS = '''sleep_s: float = 0.0  # stall
+run_dir: str = ""  # shared folder: notebooks with the same value run one after another by default
 fail: bool = False  # raise
 output_dir: str = "reports/_scratch/nb"  # artefacts'''
 
 BODY = '''import json, os, time
 from pathlib import Path
+started = time.time()
 time.sleep(sleep_s)
 if fail:
     raise ValueError("planned failure in the parallel run")
 Path(output_dir).mkdir(parents=True, exist_ok=True)
 (Path(output_dir) / "metrics.json").write_text(json.dumps({"omp": os.environ.get("OMP_NUM_THREADS", ""),
-                                                            "pid": os.getppid()}))'''
+                                                            "pid": os.getppid(), "start": started,
+                                                            "end": time.time()}))'''
 
 
 def _nb(path: Path) -> Path:
@@ -43,7 +46,8 @@ def three(tmp_path):
         _nb(nbs / f"{stem}.ipynb")
     cfg = tmp_path / "par.yaml"
     # 20_slow finishes last although it starts first: its row must still come first
-    cfg.write_text("20_slow:\n  sleep_s: 3.0\n22_fails:\n  fail: true\n")
+    cfg.write_text("20_slow:\n  sleep_s: 3.0\n  run_dir: a\n21_fast:\n  run_dir: b\n22_fails:\n  fail: true\n"
+                   "  run_dir: c\n")
     return nbs, tmp_path / "reports", cfg
 
 
@@ -74,3 +78,23 @@ def test_longest_first_uses_last_ok_duration(tmp_path):
     for nb, d, st in (("a", 5, "ok"), ("b", 50, "ok"), ("c", 900, "failed"), ("a", 60, "ok")):
         runner.append_index(reports, {"notebook": nb, "run": "r", "status": st, "duration_s": d})
     assert [p.stem for p in longest_first(nbs, reports, "r")] == ["a", "b", "c"]   # a's last ok: 60 s
+
+
+def test_chains_run_in_order(three):
+    nbs, reports, cfg = three
+    results = runner.run_notebooks(cfg, only=["20", "21"], notebooks=nbs, reports=reports, workers=2,
+                                   progress_bar=False, echo=lambda *_: None, chains=[["21_fast", "20_slow"]])
+    assert [r.status for r in results] == ["ok", "ok"]
+    slow, fast = (json.loads((reports / s / "par" / "metrics.json").read_text()) for s in ("20_slow", "21_fast"))
+    assert fast["start"] >= slow["end"]      # a chain runs in notebook order, one at a time
+
+
+def test_default_chains_group_a_shared_run_dir(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    paths = [_nb(nbs / f"{s}.ipynb") for s in ("30_a", "31_b", "32_c", "33_d")]
+    params = {paths[0]: {"run_dir": "runs/x"}, paths[1]: {}, paths[2]: {"run_dir": "runs/x"}, paths[3]: {}}
+    chains = run_chains(paths, params)
+    assert [[p.stem for p in ch] for ch in chains] == [["30_a", "32_c"], ["31_b", "33_d"]]   # "" is shared too
+    chains = run_chains(paths, params, [["32_c", "30_a"], ["99_absent"]])
+    assert [[p.stem for p in ch] for ch in chains] == [["30_a", "32_c"], ["31_b"], ["33_d"]]

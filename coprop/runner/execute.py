@@ -134,9 +134,10 @@ def _tidy_report(out_nb: Path, nb: Path, kernel_name: str = "python3") -> None:
 def run_notebooks(config: str | Path | None = None, only: Iterable[str] | None = None, run: str | None = None,
                   overrides: dict[str, Any] | None = None, notebooks: str | Path | None = None,
                   reports: str | Path | None = None, progress_bar: bool | None = None,
-                  echo=print, workers: int = 1) -> list[RunResult]:
+                  echo=print, workers: int = 1, chains: list[list[str]] | None = None) -> list[RunResult]:
     """Run the selected notebooks; returns one RunResult each, in notebook order (failures included, never
-    raised). ``workers`` > 1 runs that many notebooks side by side (coprop.runner.parallel)."""
+    raised). ``workers`` > 1 runs that many notebooks side by side; ``chains`` (stems) are notebooks that must run
+    one after another, in notebook order (default: those sharing a ``run_dir`` value, see ``run_chains``)."""
     all_nbs = list_notebooks(notebooks)
     if not all_nbs:
         raise ConfigError(f"no notebooks found in {Path(notebooks) if notebooks else notebooks_dir()}")
@@ -150,7 +151,8 @@ def run_notebooks(config: str | Path | None = None, only: Iterable[str] | None =
         echo(f"note: {row['notebook']}/{row['run']} was killed in an earlier run; recorded as 'killed' in index.csv")
     rev = git_revision()
     if workers > 1 and len(chosen) > 1:
-        return _run_parallel(chosen, params, run, reports, rev, workers, progress_bar, echo)
+        return _run_parallel(chosen, params, run, reports, rev, workers, progress_bar, echo,
+                             run_chains(chosen, params, chains))
     results = []
     for i, nb in enumerate(chosen, 1):
         echo(f"[{i}/{len(chosen)}] {nb.stem} (run {run!r}) ...")
@@ -194,43 +196,84 @@ def longest_first(notebooks: list[Path], reports: Path, run: str) -> list[Path]:
     return sorted(notebooks, key=lambda nb: -est[nb])   # stable: ties keep notebook order
 
 
+def run_chains(chosen: list[Path], params: dict[Path, dict[str, Any]],
+               chains: list[list[str]] | None = None) -> list[list[Path]]:
+    """The notebooks grouped into chains that run one after another (notebook order inside a chain); every
+    other notebook is a chain of one. Default: notebooks declaring the same ``run_dir`` value (empty included:
+    they fall back to the same default folder) form a chain -- they may train into that folder, and a notebook
+    may start from another's model (04's propagator from 03's keyframe model), so running them side by side
+    would race. A caller that knows the folder is complete (coprop demo trains runs/demo first) names the
+    chains itself; stems not selected are ignored."""
+    from coprop.runner.notebooks import declared_parameters
+
+    if chains is None:
+        groups: dict[str, list[Path]] = {}
+        for nb in chosen:
+            key = str(params[nb]["run_dir"]) if "run_dir" in params[nb] else \
+                "" if "run_dir" in declared_parameters(nb) else f"own:{nb.stem}"
+            groups.setdefault(key, []).append(nb)
+        return list(groups.values())
+    by_stem = {nb.stem: nb for nb in chosen}
+    out, used = [], set()
+    for chain in chains:
+        members = [by_stem[s] for s in chain if s in by_stem and s not in used]
+        used |= {nb.stem for nb in members}
+        if members:
+            out.append(sorted(members, key=chosen.index))
+    return out + [[nb] for nb in chosen if nb.stem not in used]
+
+
 def _run_parallel(chosen: list[Path], params: dict[Path, dict[str, Any]], run: str, reports: Path, rev: str,
-                  workers: int, progress_bar: bool | None, echo) -> list[RunResult]:
+                  workers: int, progress_bar: bool | None, echo, chains: list[list[Path]]) -> list[RunResult]:
     """``workers`` notebooks at a time, each in its own process (papermill and the kernel's environment are
-    per process), started longest first. Rows go into index.csv in notebook order, whatever order the runs
-    finish in, so two runs of the same notebooks give the same index layout; a finished notebook's
-    ``.running`` marker is removed only once its row is written (a runner killed in between leaves the marker,
-    and the next run records the notebook as 'killed')."""
+    per process); chains (``run_chains``) run in order, the longest chain (previous durations) starts first.
+    Rows go into index.csv in notebook order, whatever order the runs finish in, so two runs of the same
+    notebooks give the same index layout; a finished notebook's ``.running`` marker is removed only once its row
+    is written (a runner killed in between leaves the marker, and the next run records it as 'killed')."""
+    import collections
     import concurrent.futures as cf
     import multiprocessing as mp
 
     n = len(chosen)
     pos = {nb: i for i, nb in enumerate(chosen)}
+    est = {nb: expected_seconds(reports, nb, run) for nb in chosen}
+    queue = collections.deque(collections.deque(ch) for ch in sorted(chains, key=lambda ch: -sum(est[nb] for nb in ch)))
     results: dict[int, RunResult] = {}
     written = 0
     quiet = False if progress_bar is None else progress_bar   # two bars on one terminal would interleave
+    echo(f"{n} notebooks, {workers} at a time (run {run!r}), longest first: "
+         + "; ".join(" -> ".join(nb.stem for nb in ch) for ch in queue))
     # fork: a worker starts in milliseconds and needs no `if __name__ == "__main__"` guard in the caller's
     # script (spawn re-imports it); the workers only run papermill, never the parent's torch or its threads
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
                                 initializer=_single_threaded_kernels) as pool:
-        futures = {}
-        for nb in longest_first(chosen, reports, run):
-            futures[pool.submit(run_notebook, nb, params[nb], run, reports, rev, quiet, False)] = nb
-        echo(f"{n} notebooks, {workers} at a time (run {run!r}), longest first: "
-             f"{', '.join(futures[f].stem for f in futures)}")
-        for fut in cf.as_completed(futures):
-            nb = futures[fut]
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - the worker process itself died: still one named row
-                res = _worker_failure(nb, run, reports, rev, params[nb], exc)
-            results[pos[nb]] = res
-            echo(done_line(res, pos[nb] + 1, n))
+        running: dict[cf.Future, tuple[Path, collections.deque]] = {}
+
+        def start(chain: collections.deque) -> None:
+            nb = chain.popleft()
+            running[pool.submit(run_notebook, nb, params[nb], run, reports, rev, quiet, False)] = (nb, chain)
+
+        while queue and len(running) < workers:
+            start(queue.popleft())
+        while running:
+            done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                nb, chain = running.pop(fut)
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - the worker process itself died: still one named row
+                    res = _worker_failure(nb, run, reports, rev, params[nb], exc)
+                results[pos[nb]] = res
+                echo(done_line(res, pos[nb] + 1, n))
+                if chain:
+                    start(chain)          # the chain's next notebook takes the freed slot
+                elif queue:
+                    start(queue.popleft())
             while written in results:   # index rows in notebook order
-                done = results[written]
-                append_index(reports, done.row)
-                (reports / done.notebook / f"{run}.running").unlink(missing_ok=True)
+                res = results[written]
+                append_index(reports, res.row)
+                (reports / res.notebook / f"{run}.running").unlink(missing_ok=True)
                 written += 1
     return [results[i] for i in range(n)]
 
