@@ -75,13 +75,13 @@ def _inside_synthetic_tree(video: Path) -> bool:
 
 def control_point_source(name: str, suite_dir: Path | None, train_data: str, echo=print):
     """The fitted source: 'learned' is trained on the run's training data (suite.json) or on ``train_data``."""
-    from coprop import experiments as E
     from coprop.controlpoints.detectors import get_source
 
     if name == "first-frame":
         return None
     if name == "cosine":
         return get_source("cosine", fit_threshold=False)
+    from coprop import experiments as E    # only here: it imports pandas & co. (0.4 s CPU of start-up)
     if train_data:
         data = E.Data(train_data if Path(train_data).exists() else "", train_data if not Path(train_data).exists()
                       else "smoke", "ms3", 0)

@@ -9,8 +9,10 @@ no GT boundaries -> recall 1; F1 = 1 when both are empty, else the harmonic mean
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:                 # pandas only for score_table: `coprop infer` imports this module and
+    import pandas as pd           # gains 0.3 s of start-up without it
 
 
 def change_points(c: Sequence[int]) -> list[int]:
@@ -70,4 +72,6 @@ def score_table(predictions: Mapping[str, Mapping[str, Sequence[int]]], gt: Mapp
             for tol in tolerances:
                 s = boundary_scores([by_clip[n] for n in members], [gt[n] for n in members], tol)
                 rows.append({"source": source, "category": cat, "tolerance": int(tol), **s})
+    import pandas as pd
+
     return pd.DataFrame(rows)
