@@ -125,7 +125,7 @@ def run_demo(run_dir: str = RUN_DIR, config: str = CONFIG, only: list[str] | Non
     load["end"] = _load()
     summary = {"wall_s": {k: round(v, 1) for k, v in phases.items()},
                "notebooks": {r.notebook: {"status": r.status, "seconds": round(r.duration_s, 1),
-                                          "error": r.error} for r in results},
+                                          "cpu_s": round(r.cpu_s, 1), "error": r.error} for r in results},
                "jobs_wall_cpu_s": jobs, "jobs_cpu_total_s": round(sum(c for _, c in jobs.values()), 1),
                "workers": workers, "seeds": seeds, "extra_seeds": extra,
                "load_average_1_5_15min": load, "cpu_count": os.cpu_count(),

@@ -58,6 +58,7 @@ def test_two_workers_rows_in_notebook_order_and_failure_named(three):
                                    echo=lines.append)
     assert [r.notebook for r in results] == ["20_slow", "21_fast", "22_fails"]
     assert [r.status for r in results] == ["ok", "ok", "failed"]
+    assert all(0 < r.cpu_s < 60 for r in results)     # the kernel's CPU time was counted (start-up at least)
     assert "planned failure in the parallel run" in results[2].error and "cell " in results[2].error
     rows = runner.read_index(reports)
     assert [(r["notebook"], r["status"]) for r in rows] == [("20_slow", "ok"), ("21_fast", "ok"),

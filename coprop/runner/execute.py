@@ -30,6 +30,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     row: dict[str, Any] = field(default_factory=dict)   # its index.csv row
+    cpu_s: float = 0.0              # CPU seconds of its kernel (and papermill's own work), user + system
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -70,6 +71,7 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
                         "parameters": params, "git_rev": git_rev, "notebook_path": str(out_nb),
                         "output_dir": str(out_dir)})
     status, error = "ok", ""
+    cpu0 = _cpu_seconds()
     # the kernel inherits this: plain-text progress, static figures instead of widgets. (MPLBACKEND stays unset:
     # the kernel's inline backend is already headless and is what puts figures into the executed notebook.)
     env_before = {k: os.environ.get(k) for k in ("COPROP_HEADLESS",)}
@@ -92,6 +94,7 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
             else:
                 os.environ[k] = v
     duration = time.time() - started
+    cpu = _cpu_seconds() - cpu0
     metrics = headline_metrics(out_dir)
     row = {"time": _now(), "notebook": nb.stem, "run": run, "status": status, "duration_s": round(duration, 1),
            "git_rev": git_rev, "parameters": json.dumps(params, sort_keys=True, default=str),
@@ -100,7 +103,16 @@ def run_notebook(nb: Path, parameters: dict[str, Any], run: str, reports: Path, 
     if record:
         append_index(reports, row)
         marker.unlink(missing_ok=True)
-    return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error, row)
+    return RunResult(nb.stem, status, duration, out_nb, out_dir, params, metrics, error, row, cpu)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (the notebook's kernel is one
+    once papermill has shut it down)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _tidy_report(out_nb: Path, nb: Path, kernel_name: str = "python3") -> None:
