@@ -58,7 +58,7 @@ def fit_sources(suite: Suite, data: Data, names: Iterable[str], llm: dict[str, s
             src = get_source("learned", seed=suite.seed)
         else:
             src = get_source(name)
-        if type(src).fit is ControlPointSource.fit:   # learns nothing (GT oracle): reading 1000 training clips
+        if type(src).fit is ControlPointSource.fit:   # learns nothing (GT oracle): reading the training clips
             suite.sources[name] = src                   # to hand them to a no-op cost 20 s per seed (measured)
             continue
         train = data.split("train") if train is None else train

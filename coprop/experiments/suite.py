@@ -27,7 +27,7 @@ from coprop.experiments.settings import pick_device, resolve_path
 
 # Per suite preset: model input size, validation clips, and overrides of coprop.train.PRESETS[<suite>] per stage.
 # The demo's budget is in optimizer steps (epochs x max_steps_per_epoch; an epoch is then a fresh random draw of
-# that many batches from the 1000 training clips, validated at its end), sized with benchmarks/learning_curves.py
+# that many batches from the 600 training clips, validated at its end), sized with benchmarks/learning_curves.py
 # so that every model of Tables 1 and 2a, for three training seeds, trains within coprop demo's budget on two
 # cores (two single-threaded training processes, coprop.train.jobs).
 # ``audio_pretrain``: steps of the tiny audio encoder's pre-training as a sound classifier (coprop.train.
@@ -39,12 +39,12 @@ DEMO_MODEL = dict(token_stride=4)
 SUITES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=10), model=DEMO_MODEL,
                   train={}),
-    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=300),
+    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=200),
                  model=DEMO_MODEL, train={
-        "keyframe": dict(epochs=5, max_steps_per_epoch=200, checkpoint_every=100),        # 1000 steps, batch 4
+        "keyframe": dict(epochs=5, max_steps_per_epoch=140, checkpoint_every=70),         # 700 steps, batch 4
         "keyframe_ft": dict(epochs=2, max_steps_per_epoch=50, checkpoint_every=0),        # 100 steps
-        "propagator": dict(epochs=5, max_steps_per_epoch=100, checkpoint_every=100),      # 500 steps, batch 1
-        "baseline": dict(epochs=4, max_steps_per_epoch=100, checkpoint_every=100)}),      # 400 steps, batch 1
+        "propagator": dict(epochs=5, max_steps_per_epoch=90, checkpoint_every=90),        # 450 steps, batch 1
+        "baseline": dict(epochs=3, max_steps_per_epoch=100, checkpoint_every=100)}),      # 300 steps, batch 1
     "paper": dict(image_size=None, max_train_clips=None, val_clips=8, audio_pretrain=None,   # VGGish is pre-trained
                   train={}),   # image_size None: the model config's size (224)
 }
@@ -54,9 +54,9 @@ SUITES: dict[str, dict[str, Any]] = {
 # one's stage-1 encoder. A propagator's file gives every tensor it holds: as paper 4.2 trains the Audio-Insert
 # Propagator from a pre-trained AOT, the 4- and 1-level propagators continue from the seed's plain-AOT propagator
 # with new audio-insertion layers (so their rows compare "AOT" with "AOT + audio insertion, trained on further").
-# ``train``: per suite, per-stage overrides on top of SUITES (the text-guided model, its encoder given, gets 400
-# stage-1 steps to the audio-guided model's 1000; the audio-insert propagators 200 steps on top of AOT's 500).
-_AIP_DEMO = {"demo": {"propagator": dict(epochs=2)}}
+# ``train``: per suite, per-stage overrides on top of SUITES (the text-guided model, its encoder given, gets 140
+# stage-1 steps to the audio-guided model's 700; the audio-insert propagators 200 steps on top of AOT's 450).
+_AIP_DEMO = {"demo": {"propagator": dict(epochs=2, max_steps_per_epoch=100)}}
 VARIANTS: dict[str, dict[str, Any]] = {
     "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline"),
                  init={"propagator": "aot/propagator", "baseline": "main/keyframe_ft"}, train=_AIP_DEMO),
@@ -64,7 +64,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                  train=_AIP_DEMO),
     "aot": dict(cfg=dict(audio_insert_levels=0), stages=("propagator",), init={"propagator": "main/keyframe_ft"}),
     "text": dict(cfg=dict(guidance="text"), stages=("keyframe", "keyframe_ft"), init={"keyframe": "main/keyframe"},
-                 train={"demo": {"keyframe": dict(epochs=2)}}),
+                 train={"demo": {"keyframe": dict(epochs=1)}}),
 }
 
 

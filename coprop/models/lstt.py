@@ -104,6 +104,18 @@ class LSTTBlock(nn.Module):
         self.ffn = ConvFFN(dim, ffn_mult * dim)
         self.drop = nn.Dropout(dropout)
 
+    def _short_term_mask(self, hw: tuple[int, int], dtype: torch.dtype) -> Tensor:
+        """``window_bias`` of this block; without autograd it is kept until the bias table changes (inference
+        calls it once per frame and layer, and at a 16x16 grid building it cost ~8 % of a propagation step)."""
+        if torch.is_grad_enabled() and self.rel_bias.requires_grad:
+            return window_bias(self.rel_bias, hw[0], hw[1], self.window, dtype)
+        key = (hw, dtype, self.rel_bias.device, self.rel_bias._version, self.rel_bias.data_ptr())
+        cached = getattr(self, "_mask_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                self._mask_cache = (key, window_bias(self.rel_bias, hw[0], hw[1], self.window, dtype))
+        return self._mask_cache[1]
+
     def memory_value(self, h: Tensor, id_emb: Tensor) -> Tensor:
         """This frame's memory value ``[B, heads, N, d]`` from its ``h`` and identity embedding ``[B, N, C]``."""
         return split_heads(self.to_v(h + id_emb), self.heads)
@@ -134,7 +146,7 @@ class LSTTBlock(nn.Module):
         if long_kv is None or short_kv is None:
             raise ValueError("a frame without a known mask needs long- and short-term memory: call start() first")
         out = self.long_out(merge_heads(F.scaled_dot_product_attention(q, *long_kv)))
-        mask = window_bias(self.rel_bias, hw[0], hw[1], self.window, q.dtype)
+        mask = self._short_term_mask(hw, q.dtype)
         out = out + self.short_out(merge_heads(F.scaled_dot_product_attention(q, *short_kv, attn_mask=mask)))
         x = x + self.drop(out)
         x = x + self.drop(self.ffn(self.norm3(x), hw))
