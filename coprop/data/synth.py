@@ -59,10 +59,10 @@ PRESETS: dict[str, Preset] = {
     # that one is large (the learning curves of benchmarks/learning_curves.py sized it: distinct clips, not
     # epochs over a few, are what the tiny models need); the test split resolves differences of a few J points.
     "demo": Preset(
-        size=64, s4={"train": 120, "val": 16, "test": 24}, ms3={"train": 600, "val": 32, "test": 100},
+        size=64, s4={"train": 120, "val": 16, "test": 24}, ms3={"train": 600, "val": 32, "test": 120},
         avss={"train": {"v1s": 20, "v1m": 20, "v2": 20}, "val": {"v1s": 4, "v1m": 4, "v2": 4},
               "test": {"v1s": 4, "v1m": 6, "v2": 6}},
-        note="the README demo: 600 MS3-style training clips, 100 test clips, 64x64"),
+        note="the README demo: 600 MS3-style training clips, 120 test clips, 64x64"),
     "long": Preset(
         size=96, s4={"train": 2, "val": 1, "test": 1}, ms3={"train": 1, "val": 1, "test": 2},
         avss={"train": {"v2": 1}, "val": {"v2": 1}, "test": {"v2": 2}},
