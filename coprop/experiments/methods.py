@@ -123,8 +123,10 @@ def run_method(method: Method, suite: Suite, clips: list, cache: Path | None = N
         src = suite.sources.get(method.source)
         if src is None:
             raise ConfigError(f"control-point source {method.source!r} is not fitted")
-        cps = src.predict_many(clips)
-        control_points = {c.name: list(map(int, cp)) for c, cp in zip(clips, cps)}
+        # only the clips still to predict (a cached prediction holds the control points it used)
+        todo = [c for c in clips if (f := _cache_file(cache, method, c.name)) is None or not f.is_file()]
+        cps = src.predict_many(todo) if todo else []
+        control_points = {c.name: list(map(int, cp)) for c, cp in zip(todo, cps)}
     for clip in clips:
         f = _cache_file(cache, method, clip.name)
         if f is not None and f.is_file():
