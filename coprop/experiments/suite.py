@@ -25,16 +25,12 @@ from coprop.experiments.clips import Data
 from coprop.experiments.settings import pick_device, resolve_path
 
 
-# Per suite preset: model input size, validation clips, and overrides of coprop.train.PRESETS[<suite>] per stage.
-# The demo's budget is in optimizer steps (epochs x max_steps_per_epoch; an epoch is then a fresh random draw of
-# that many batches from the 600 training clips, validated at its end), sized with benchmarks/learning_curves.py
-# so that every model of Tables 1 and 2a, for three training seeds, trains within coprop demo's budget on two
-# cores (two single-threaded training processes, coprop.train.jobs).
-# ``audio_pretrain``: steps of the tiny audio encoder's pre-training as a sound classifier (coprop.train.
-# audio_pretrain, the stand-in for VGGish's AudioSet pre-training); every model of the seed starts from it.
-# ``model``: ModelConfig overrides at the suite's input size. At 64 px AOT's stride-16 token grid is 4x4 and the
-# deepest fusion level 2x2: on the demo test split, masks from a perfect 4x4 grid reach J 0.32, from 16x16 0.95,
-# and the propagator trained 300 steps from GT keyframes reached J 0.52 at stride 16 vs 0.74 at stride 4.
+# Per suite preset: model input size, validation clips, overrides of coprop.train.PRESETS[<suite>] per stage. The
+# demo's budget is in optimizer steps (epochs x max_steps_per_epoch, each epoch a fresh draw from the training clips),
+# sized so every model of Tables 1 and 2a, for three seeds, trains within coprop demo's budget on two cores.
+# ``audio_pretrain``: steps of the tiny audio encoder's pre-training as a sound classifier (the stand-in for VGGish's
+# AudioSet pre-training). ``model``: ModelConfig overrides. At 64 px a stride-16 token grid is 4x4: GT masks through
+# it keep J 0.32 on the demo test split (16x16: 0.95); 300 propagator steps reached 0.52 at stride 16, 0.74 at 4.
 DEMO_MODEL = dict(token_stride=4)
 SUITES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=10), model=DEMO_MODEL,
@@ -49,13 +45,11 @@ SUITES: dict[str, dict[str, Any]] = {
                   train={}),   # image_size None: the model config's size (224)
 }
 # ``init``: the weights (<variant>/<stage> of the same seed) a stage starts from. A keyframe model's file gives the
-# image backbone, so the plain-AOT propagator and the baseline start from the same fine-tuned keyframe encoder
-# (standing in for the pretrained encoders of paper 4.2) and the text-guided keyframe model from the audio-guided
-# one's stage-1 encoder. A propagator's file gives every tensor it holds: as paper 4.2 trains the Audio-Insert
-# Propagator from a pre-trained AOT, the 4- and 1-level propagators continue from the seed's plain-AOT propagator
-# with new audio-insertion layers (so their rows compare "AOT" with "AOT + audio insertion, trained on further").
-# ``train``: per suite, per-stage overrides on top of SUITES (the text-guided model, its encoder given, gets 140
-# stage-1 steps to the audio-guided model's 700; the audio-insert propagators 200 steps on top of AOT's 450).
+# image backbone (plain AOT and the baseline: the fine-tuned keyframe encoder; the text-guided model: the stage-1 one).
+# A propagator's file gives every tensor it holds: as paper 4.2 trains the Audio-Insert Propagator from a pre-trained
+# AOT, the 4- and 1-level propagators continue from the seed's plain AOT with new audio-insertion layers.
+# ``train``: per suite, per-stage overrides on top of SUITES (text-guided stage 1: 140 steps to the audio-guided
+# model's 700; the audio-insert propagators 200 steps on top of AOT's 450).
 _AIP_DEMO = {"demo": {"propagator": dict(epochs=2, max_steps_per_epoch=100)}}
 VARIANTS: dict[str, dict[str, Any]] = {
     "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline"),
@@ -137,6 +131,16 @@ def stage_dependencies(variant: str, stage: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(deps))
 
 
+def _in_dependency_order(todo: list[tuple[str, str]], base: Path, order: list | None = None) -> list[tuple[str, str]]:
+    """``todo`` plus every unfinished model it starts from (``stage_dependencies``), each after what it needs:
+    e.g. asking for ``main`` alone also trains ``aot/propagator``, which the 4-level propagator continues from."""
+    order = [] if order is None else order
+    for item in (i for i in todo if i not in order):
+        _in_dependency_order([d for d in stage_dependencies(*item) if not _finished(base / d[0], d[1])], base, order)
+        order.append(item)
+    return order
+
+
 def _stage_overrides(suite: str, variant: str, stage: str) -> dict[str, Any]:
     return {**SUITES[suite]["train"].get(stage, {}), **VARIANTS[variant].get("train", {}).get(suite, {}).get(stage, {})}
 
@@ -191,7 +195,6 @@ def warn_other_data(base: Path, info: dict, echo: Callable = print) -> list[str]
     """Warn (``warnings.warn`` and ``echo``) when the models in ``base`` were trained on other data than ``info``
     describes (data root, synthetic preset, subset or data seed): they are reused as they are, so the results
     describe models trained elsewhere. Returns the differences, e.g. ``["synthetic_preset: smoke -> demo"]``."""
-    import json
     import warnings
 
     try:
@@ -212,7 +215,7 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
                  variants: Iterable[str] = tuple(VARIANTS), device: str = "auto", echo: Callable = print,
                  only: Iterable[tuple[str, str]] | None = None) -> Path:
     """Train every missing model of ``variants`` for training seed ``seed`` into ``run_dir/seed<seed>/``, in
-    stage order (``only``: just these (variant, stage) models, e.g. one job of coprop demo's parallel plan)."""
+    dependency order, with the unfinished models they start from (``only``: just these (variant, stage) models, e.g. one job of coprop demo's parallel plan)."""
     from coprop import train as T
     from coprop.train.run import WEIGHTS
 
@@ -226,8 +229,8 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
     else:
         warn_other_data(base, info, echo)
     wanted = None if only is None else {tuple(x) for x in only}
-    todo = [(v, s) for v in variants for s in VARIANTS[v]["stages"]
-            if (wanted is None or (v, s) in wanted) and not _finished(base / v, s)]
+    todo = _in_dependency_order([(v, s) for v in variants for s in VARIANTS[v]["stages"]
+                                 if (wanted is None or (v, s) in wanted) and not _finished(base / v, s)], base)
     if not todo:
         return base
     t_start = time.perf_counter()
