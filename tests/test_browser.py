@@ -177,8 +177,9 @@ def test_walkthrough_viewer_is_live_in_jupyterlab(lab):
         page.keyboard.press("ArrowRight")
         page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
                                arg=[panels.nth(2).element_handle(), before_img], timeout=30_000)
-        page.wait_for_function("el => el.innerText.includes('J, frame 1 (%)')", arg=j_table.element_handle(),
-                               timeout=30_000)
+        # a locator, not an element handle: the widget may replace the table's node after the image changed, and a
+        # handle to the old node would never see the new text (a race that failed under load)
+        viewer.locator("table").filter(has_text="J, frame 1 (%)").first.wait_for(timeout=30_000)
         assert j_table.inner_text() != before_j
         _shoot(viewer, "viewer-frame1.png")
         # panel labels fit their panels (wrap, never cut or overlap) and panels share one size, 1000 to 1800 px
