@@ -114,21 +114,32 @@ class R50AOTL(nn.Module):
             hs.append(h)
         return outs, keys, hs
 
-    def decode(self, proj: Tensor, outs: list[Tensor], skips: list[Tensor]) -> Tensor:
-        """Projected map ``[B,256,h,w]``, normalised LSTT outputs, raw skips -> 11 logits ``[B,11,h4,w4]``."""
+    def decode(self, proj: Tensor, outs: list[Tensor], skips: list[Tensor],
+               dtype: torch.dtype | None = None) -> Tensor:
+        """Projected map ``[B,256,h,w]``, normalised LSTT outputs, raw skips -> 11 logits ``[B,11,h4,w4]``.
+
+        ``dtype`` (e.g. ``torch.float64``): run the decoder in that dtype -- its inputs and a cast of its weights,
+        made per call so the module itself stays as loaded -- and return the logits in it; None = the inputs' dtype.
+        """
         B, C, h, w = proj.shape
         maps = [proj] + [o.transpose(1, 2).reshape(B, C, h, w) for o in outs]
-        return self.decoder(maps, skips)
+        if dtype is None or dtype == proj.dtype:
+            return self.decoder(maps, skips)
+        weights = {n: t.to(dtype) for n, t in [*self.decoder.named_parameters(), *self.decoder.named_buffers()]}
+        return torch.func.functional_call(self.decoder, weights, ([m.to(dtype) for m in maps],
+                                                                 [s.to(dtype) for s in skips]))
 
     def memory_values(self, hs: list[Tensor], id_emb: Tensor) -> list[Tensor]:
         """Every layer's memory value ``linear_V(h + id)`` ``[B, N, 256]``."""
         return [layer.memory_value(h, id_emb) for layer, h in zip(self.LSTT.layers, hs)]
 
-    def start(self, frame0, mask0, long_term_gap: int = 5, num_objects: int | None = None):
-        """A video session from its first frame and mask; see ``AOTSession``."""
+    def start(self, frame0, mask0, long_term_gap: int = 5, num_objects: int | None = None,
+              decoder_precision: str = "float64"):
+        """A video session from its first frame and mask; see ``AOTSession`` (also for ``decoder_precision``)."""
         from coprop.models.published.aot_session import AOTSession
 
-        return AOTSession(self, frame0, mask0, long_term_gap=long_term_gap, num_objects=num_objects)
+        return AOTSession(self, frame0, mask0, long_term_gap=long_term_gap, num_objects=num_objects,
+                          decoder_precision=decoder_precision)
 
 
 def build_r50_aotl() -> R50AOTL:

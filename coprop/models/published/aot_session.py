@@ -8,9 +8,16 @@ Memory: long-term = the reference frame plus every frame t with ``t - last >= lo
 never evicted, as the original); short-term = the previous frame. A frame's memory value is made from its
 hard label map (one-hot -> ID bank), never from probabilities.
 
-The session computes in the model's dtype. Released float32 gives the original's logits within fp32 noise, but a
-pixel whose top two classes are tied to ~1e-6 can take the other label on another CPU's kernels, and a flipped
-label then enters the memory. After ``model.double()`` the labels are those of exact arithmetic (slower).
+Precision. The session computes in the model's dtype (float32 as released; float64 after ``model.double()``),
+except the FPN decoder and the label upsampling, which ``decoder_precision='float64'`` (the default) runs in
+float64 on a per-call float64 cast of the decoder's weights; ``out.logits`` stays float32. Why: a pixel whose top
+two classes are tied to ~1e-7 in probability can take the other label under another CPU's float32 kernels, and
+a flipped label enters the memory and grows. Golden case 1 has one such pixel (frame 2, (19, 89): a tie to 8e-9
+in float64); with an all-float32 session this CPU (oneDNN, AVX2) flipped it, 141 px (0.42 %) differed at frame 5.
+Nearly all of the extra float32 error was the decoder's 3x3 convolutions; with the decoder in float64 both golden
+cases match every label and the logits' worst difference falls from 4.6e-6 to 2.3e-6. Cost measured at 161x209,
+one CPU thread: decoder 0.053 -> 0.124 s, whole step 0.35 -> 0.41 s (+19 %); ``decoder_precision='model'`` is
+the all-float32 path (logits still within 1e-4 of the original, near-tie labels less stable).
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ from torch import Tensor
 from coprop.errors import ConfigError, DataError
 from coprop.models.common import IMAGENET_MEAN, IMAGENET_STD
 from coprop.models.published.aot_layers import sine_position_embedding
+
+DECODER_PRECISIONS = ("float64", "model")   # the decoder (and the label upsampling) in float64, or in the model's dtype
 
 
 @dataclass
@@ -63,16 +72,24 @@ def _labels(mask, size: tuple[int, int], num_objects: int, device, what: str) ->
 
 
 class AOTSession:
-    """The per-video state of R50-AOTL; created by ``R50AOTL.start``. Runs without gradients."""
+    """The per-video state of R50-AOTL; created by ``R50AOTL.start``. Runs without gradients.
 
-    def __init__(self, model, frame0, mask0, long_term_gap: int = 5, num_objects: int | None = None):
+    ``decoder_precision``: ``'float64'`` (default) or ``'model'`` (the model's own dtype), see the module
+    docstring; anything else raises ConfigError.
+    """
+
+    def __init__(self, model, frame0, mask0, long_term_gap: int = 5, num_objects: int | None = None,
+                 decoder_precision: str = "float64"):
         if long_term_gap < 1:
             raise ConfigError(f"long_term_gap must be >= 1, got {long_term_gap}")
+        if decoder_precision not in DECODER_PRECISIONS:
+            raise ConfigError(f"decoder_precision must be one of {DECODER_PRECISIONS}, got {decoder_precision!r}")
         self.model, self.gap = model, int(long_term_gap)
         first = next(model.parameters())
-        # the session computes in the model's dtype: float32 as released, or float64 after ``model.double()``
-        # (exact-arithmetic labels: float32 kernels on different CPUs can flip near-tie pixels, see the README)
+        # the model's dtype (float32 as released, float64 after ``model.double()``) everywhere but the decoder,
+        # whose float32 3x3 convolutions decided golden case 1's near-tie pixel differently (module docstring)
         self.device, self.dtype = first.device, first.dtype
+        self.decoder_dtype = torch.float64 if decoder_precision == "float64" else self.dtype
         image = normalise_frame(frame0, self.device).to(self.dtype)
         self.size = tuple(image.shape[-2:])
         ids = torch.as_tensor(np.asarray(mask0) if not torch.is_tensor(mask0) else mask0)
@@ -124,7 +141,7 @@ class AOTSession:
         with torch.inference_mode():
             skips, proj = model.encode(image)
             outs, keys, hs = model.lstt(proj.flatten(2).transpose(1, 2), self.pos, self.grid, self._memories())
-            logits = model.decode(proj, outs, skips)
+            logits = model.decode(proj, outs, skips, dtype=self.decoder_dtype)
             logits[:, self.num_objects + 1:] = -1e10          # identities this video does not use
             probs = F.interpolate(logits, size=self.size, mode="bilinear", align_corners=True).softmax(1)
             labels = probs.argmax(1)[0]                        # first index wins ties, as the original
