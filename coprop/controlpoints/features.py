@@ -7,8 +7,6 @@ above the silence floor: non-negative, and zero for silence, which keeps cosine 
 from __future__ import annotations
 
 import math
-import weakref
-from collections import OrderedDict
 
 import numpy as np
 
@@ -18,27 +16,13 @@ FLOOR = math.log(0.01)
 BANDS = 16  # the 64 mel bins pooled in groups of 4: enough to tell sources apart, few enough to learn from
 
 
-_MEMO: "OrderedDict[int, tuple]" = OrderedDict()
-_MEMO_SIZE = 1024
-
-
 def clip_logmel(clip: Clip) -> np.ndarray:
-    """float32 [T,96,64], one log-mel example per frame. Memoised per waveform object (a detector's fit and
-    its threshold search, retrieval and the fallback all look at the same clips)."""
+    """float32 [T,96,64], one log-mel example per frame (coprop.data.audio.clip_logmel, which memoises per
+    waveform: a detector's fit and its threshold search, retrieval and the fallback all look at the same clips)."""
     from coprop.data.audio import clip_logmel as _clip_logmel
 
-    key = id(clip.waveform)
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0]() is clip.waveform and hit[1] == clip.num_frames and clip.logmel is None:
-        _MEMO.move_to_end(key)
-        return hit[2]
     lm = np.asarray(_clip_logmel(clip), dtype=np.float32)
-    lm = lm.reshape(lm.shape[0], lm.shape[-2], lm.shape[-1])
-    if clip.logmel is None:
-        _MEMO[key] = (weakref.ref(clip.waveform), clip.num_frames, lm)
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
-    return lm
+    return lm.reshape(lm.shape[0], lm.shape[-2], lm.shape[-1])
 
 
 def spectrum_embedding(logmel: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import pickle
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +220,10 @@ def anchored_examples(waveform, frame_times, sr: int = SAMPLE_RATE) -> np.ndarra
     return mel[idx].to(torch.float32).numpy()
 
 
+_MEMO: "OrderedDict[tuple[int, int], tuple]" = OrderedDict()
+_MEMO_SIZE = 1024   # clips; a 5-frame clip's examples are 123 KB
+
+
 def clip_logmel(clip, num_frames: int | None = None) -> np.ndarray:
     """float32 [T,1,96,64]: one log-mel example per frame of ``clip``.
 
@@ -225,8 +231,27 @@ def clip_logmel(clip, num_frames: int | None = None) -> np.ndarray:
     waveform. Clips of AVSBench length (<= 10 frames) use the official pairing, so features are bit-exact;
     missing examples are padded as the official loaders do: by repeating the last example for s4/ms3 (and
     user videos), with zeros for avss. Longer clips use :func:`anchored_examples` so audio stays in sync.
+
+    Memoised per waveform object: an evaluation shows the same clip to ~10 methods and to the control-point
+    detectors, and the log-mel was 14 % of the demo's prediction time when computed for each. Every call returns
+    its own copy (callers may change theirs in place).
     """
     T = int(num_frames if num_frames is not None else clip.num_frames)
+    wav = getattr(clip, "waveform", None)
+    if clip.logmel is not None or wav is None:
+        return _clip_logmel(clip, T)
+    key = (id(wav), T)
+    hit = _MEMO.get(key)
+    if hit is None or hit[0]() is not wav:
+        hit = (weakref.ref(wav), _clip_logmel(clip, T))
+        _MEMO[key] = hit
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    _MEMO.move_to_end(key)
+    return hit[1].copy()
+
+
+def _clip_logmel(clip, T: int) -> np.ndarray:
     if clip.logmel is None and T > OFFICIAL_MAX_FRAMES and len(clip.frame_times) >= T:
         ex = anchored_examples(clip.waveform, clip.frame_times[:T])
         if len(ex) == T:

@@ -345,7 +345,7 @@ class Suite:
         s = cls(base, seed)
         for v in VARIANTS:
             if (base / v).is_dir():
-                s.runs[v] = load_run(base / v, device=device)
+                s.runs[v] = load_run(base / v, device=device, lazy=True)
         if "main" not in s.runs:
             raise ConfigError(f"{base}: no trained suite here (train it with ensure_suite or `coprop demo`)")
         return s

@@ -16,8 +16,9 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -112,30 +113,38 @@ class Run:
     cfg: ModelConfig
     config: dict[str, Any]
     models: dict[str, nn.Module] = field(default_factory=dict)
+    # stage -> loader of a model not built yet (load_run(lazy=True)): the demo's tables read cached predictions
+    # and need few of the 15 models of three seeds; building and loading all of them took ~10 s per reader
+    pending: dict[str, Callable[[], nn.Module]] = field(default_factory=dict)
+
+    def _get(self, stage: str) -> nn.Module | None:
+        if stage in self.pending:
+            self.models[stage] = self.pending.pop(stage)()
+        return self.models.get(stage)
 
     @property
     def keyframe(self) -> nn.Module | None:
-        return self.models.get("keyframe_ft") or self.models.get("keyframe")
+        return self._get("keyframe_ft") or self._get("keyframe")
 
     @property
     def keyframe_stage1(self) -> nn.Module | None:
-        return self.models.get("keyframe")
+        return self._get("keyframe")
 
     @property
     def propagator(self) -> nn.Module | None:
-        return self.models.get("propagator")
+        return self._get("propagator")
 
     @property
     def baseline(self) -> nn.Module | None:
-        return self.models.get("baseline")
+        return self._get("baseline")
 
     @property
     def stages(self) -> list[str]:
-        return list(self.models)
+        return [s for s in WEIGHTS if s in self.models or s in self.pending]
 
     def require(self, stage: str) -> nn.Module:
         """The model of ``stage`` or an error that says how to train it."""
-        model = self.keyframe if stage == "keyframe" else self.models.get(stage)
+        model = self.keyframe if stage == "keyframe" else self._get(stage)
         if model is None:
             raise WeightsError(f"{self.path / WEIGHTS.get(stage, stage)}: run has no trained {stage} "
                                f"(it has {self.stages or 'none'}); {_HOW}")
@@ -149,8 +158,10 @@ class Run:
         return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def load_run(run_dir: str | Path, stages: list[str] | None = None, device: str | torch.device = "cpu") -> Run:
-    """Rebuild the models of a run folder from config.json and load their weights."""
+def load_run(run_dir: str | Path, stages: list[str] | None = None, device: str | torch.device = "cpu",
+             lazy: bool = False) -> Run:
+    """Rebuild the models of a run folder from config.json and load their weights (``lazy``: each model on its
+    first use; a missing weight file of a requested stage is an error at once either way)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(run_dir, "run folder does not exist", _HOW)
@@ -165,7 +176,13 @@ def load_run(run_dir: str | Path, stages: list[str] | None = None, device: str |
         path = run_dir / WEIGHTS[stage] if stage in WEIGHTS else None
         if path is None or not path.is_file():
             raise WeightsError(f"{path or run_dir / stage}: no trained {stage} in this run; {_HOW}")
-        model = build_model(stage, cfg)
-        load_weights(path, model)
-        run.models[stage] = model.to(device).eval()
+        run.pending[stage] = partial(_load_model, stage, cfg, path, device)
+        if not lazy:
+            run._get(stage)
     return run
+
+
+def _load_model(stage: str, cfg: ModelConfig, path: Path, device) -> nn.Module:
+    model = build_model(stage, cfg)
+    load_weights(path, model)
+    return model.to(device).eval()

@@ -237,10 +237,14 @@ def published_propagator(cfg: ModelConfig | str, run_dir: str | Path) -> Path:
 def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), val_clips: Sequence | None = None,
                    run_dir: str | Path = "runs/baseline", epochs: int | None = None,
                    params: TrainParams | None = None, window: int | None = None,
-                   init_backbone: str | Path | None = "auto", **overrides) -> StageResult:
+                   init_backbone: str | Path | None = "auto", init_weights: str | Path | None = None,
+                   **overrides) -> StageResult:
     """The simultaneous baseline on whole clips (windows of ``window`` frames, default the shortest clip).
 
-    ``init_backbone`` as for train_propagator, so both start from the same image encoder.
+    ``init_backbone`` as for train_propagator, so both start from the same image encoder. ``init_weights``: a
+    Keyframe Processor weight file of the same config to start every tensor it holds from (the baseline is that
+    model plus a temporal embedding), so the baseline begins where the keyframe model ends (replaces
+    ``init_backbone``).
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -249,7 +253,11 @@ def train_baseline(cfg: ModelConfig | str = "tiny", train_clips: Sequence = (), 
     dataset = ClipSamples(train, window=window, seed=p.seed)
     seed_everything(p.seed)
     model = _model("baseline", cfg)
-    backbone_from = _init_backbone(model, init_backbone, run_dir)
+    if init_weights is not None:
+        load_matching(init_weights, model)
+        backbone_from = str(init_weights)
+    else:
+        backbone_from = _init_backbone(model, init_backbone, run_dir)
     step = tasks.BaselineStep(model, cfg.num_classes)
     evaluate = (lambda m: tasks.evaluate_baseline(m.model, val, info.mode, cfg.num_classes)) if val else None
     res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "baseline", evaluate=evaluate,
