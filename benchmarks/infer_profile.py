@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     from coprop.data.video_frames import iter_frames, plan_frames
     from coprop.data.video_writer import VideoWriter, source_soundtrack
     from coprop.infer_fast import fuse_conv_bn
-    from coprop.infer_stream import EncodeAhead, MaskPainter, logits_to_mask, model_input, save_mask_png
+    from coprop.infer_stream import MaskPainter, logits_to_mask, model_input, save_mask_png
+    from coprop.models.backbones import loading_trained
     from coprop.pipeline import CoProp
+    from coprop.pipeline.predict import encode_frames
     from coprop.train import load_run
 
     c = Clock()
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_frames(video, fps=args.fps)
     with c("start: read soundtrack"):
         wav, _ = read_soundtrack(video, plan.t0)
-    with c("start: load models (timm import, build, weights)"):
+    with c("start: load models (build without timm, weights)"), loading_trained():
         r = load_run(run, stages=None, device="cpu")
     with c("start: control points + log-mel"):
         aclip = I._audio_clip(plan, wav, video)
@@ -130,14 +132,13 @@ def main(argv: list[str] | None = None) -> int:
             t.register_forward_pre_hook(pre)
             t.register_forward_hook(post)
     logits = []
-    with EncodeAhead(prop) as ahead:
-        for k0 in range(0, n, ENCODE_BATCH):
-            ks = range(k0, min(n, k0 + ENCODE_BATCH))
-            with c(f"model: encode ahead, {ENCODE_BATCH} frames a call (backbone, audio, insert)"):
-                ahead([images[k][1] for k in ks], [torch.as_tensor(logmel[k])[None, None] for k in ks])
-            for k in ks:
-                with c("model: push (memory attention, decoder)"):
-                    logits.append(stream.push(images[k][0], logmel[k]))
+    for k0 in range(0, n, ENCODE_BATCH):
+        ks = list(range(k0, min(n, k0 + ENCODE_BATCH)))
+        with c(f"model: encode ahead, {ENCODE_BATCH} frames a call (backbone, audio, insert)"), torch.inference_mode():
+            encoded = encode_frames(prop, torch.cat([images[k][1] for k in ks]), torch.as_tensor(logmel[ks])[:, None])
+        for k, enc in zip(ks, encoded):
+            with c("model: push (memory attention, decoder)"):
+                logits.append(stream.push(images[k][0], logmel[k], image=images[k][1], encoded=enc))
     with c("logits -> uint8 mask at full size"):
         masks = [logits_to_mask(lg, f.shape[:2], False) for lg, f in zip(logits, frames)]
     with c("paint overlay"):

@@ -143,8 +143,11 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     from coprop.data.media import read_soundtrack
     from coprop.data.video_frames import iter_frames, plan_frames
     from coprop.data.video_writer import VideoWriter, source_soundtrack
-    from coprop.infer_stream import EncodeAhead, MaskPainter, logits_to_mask, model_input, run_stream, save_mask_png
+    from coprop.infer_stream import MaskPainter, logits_to_mask, model_input, run_stream, save_mask_png
+    from coprop.models.backbones import loading_trained
+    from coprop.models.common import prepare_frames
     from coprop.pipeline import CoProp
+    from coprop.pipeline.predict import encode_frames, takes_encoded
     from coprop.train import load_run
 
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
@@ -159,7 +162,8 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     times["read_audio_s"] = time.perf_counter() - t0
     t = time.perf_counter()
     try:
-        run = load_run(run_dir, stages=None, device=device)
+        with loading_trained():        # the tiny backbone without timm: 3.3 s CPU less start-up
+            run = load_run(run_dir, stages=None, device=device)
     except CopropError as e:
         raise CheckpointError(f"{run_dir}: cannot load the trained models ({e})") from None
     if run.keyframe is None or run.propagator is None:
@@ -189,40 +193,46 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     got_times, rotations, sizes, notes = [], set(), set(), []
     T = plan.num_frames
 
+    # the model sees the frame resized once, on uint8, in the decode thread; the keyframe model of another
+    # input size gets the full frame, and the propagator the float resize that push() would make of it
+    small_frames = pipe.keyframe_size == pipe.size
+    ahead = takes_encoded(pipe.propagator)
+
     def frames():
         # decode thread: decode, prepare the model's input and encode it ahead (the stateless half of the
-        # model), ENCODE_BATCH frames per call
+        # model), ENCODE_BATCH frames per call; items: (k, rgb, frame time, rotation, frame pushed, image, encoded)
         batch = []
         for k, rgb, ft, rot in iter_frames(video, fps=fps, max_seconds=max_seconds):
             if k >= T:
                 notes.append(f"decoding gave more frames than the timestamps promised; kept the first {T}")
                 break
-            small, image = model_input(rgb, pipe.size)
-            audio = torch.as_tensor(logmel[k], dtype=torch.float32, device=pipe.device)[None, None]
-            batch.append(((k, rgb, ft, rot, small), image.to(pipe.device), audio))
+            if small_frames:
+                pushed, image = model_input(rgb, pipe.size)
+            else:
+                pushed, image = rgb, prepare_frames(rgb[None], pipe.size)
+            batch.append([k, rgb, ft, rot, pushed, image.to(pipe.device), None])
             if len(batch) == ENCODE_BATCH:
                 yield from flush(batch)
                 batch = []
         yield from flush(batch)
 
     def flush(batch):
-        if small_frames:
-            ahead([b[1] for b in batch], [b[2] for b in batch])
-        for item, _, _ in batch:
-            yield item
-
-    # the model sees the frame resized once, on uint8, in the decode thread; the keyframe model of another
-    # input size gets the full frame as before
-    small_frames = pipe.keyframe_size == pipe.size
+        if ahead and batch:
+            audio = torch.as_tensor(logmel[[b[0] for b in batch]], dtype=torch.float32, device=pipe.device)
+            with torch.inference_mode():
+                encoded = encode_frames(pipe.propagator, torch.cat([b[5] for b in batch]), audio[:, None])
+            for b, enc in zip(batch, encoded):
+                b[6] = enc
+        yield from batch
 
     def segment(item):
         # model thread: the stateful half (memory attention, decoder); logits stay at the model's size
-        k, rgb, _, _, small = item
-        return stream.push(small if small_frames else rgb, logmel[k])
+        k, _, _, _, pushed, image, encoded = item
+        return stream.push(pushed, logmel[k], image=image, encoded=encoded)
 
     def write(item, logits):
         # write thread: logits -> mask at the frame's size, mask PNG, overlay frame
-        k, rgb, ft, rot, _ = item
+        k, rgb, ft, rot = item[:4]
         mask = logits_to_mask(logits, rgb.shape[:2], semantic)
         save_mask_png(out / "masks" / f"frame_{k:04d}.png", mask, semantic)
         writer.write(paint(rgb, mask))
@@ -236,8 +246,7 @@ def infer(video: str | Path, checkpoint: str | Path, out: str | Path, fps: float
     if str(device).startswith("cpu"):
         torch.set_num_threads(threads)
     try:
-        with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer, \
-                EncodeAhead(pipe.propagator) as ahead:
+        with VideoWriter(out / "overlay.mp4", fps, sound, preset=x264_preset) as writer:
             stats = run_stream(frames(), segment, write, queue_size=queue_size)
     finally:
         torch.set_num_threads(before)

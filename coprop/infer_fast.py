@@ -1,32 +1,38 @@
 """Inference-only speed-ups of a loaded model for ``coprop infer`` (the weights files are never changed).
 
-``fuse_conv_bn(module)`` folds each timm ``ConvNormAct`` block's BatchNorm (eval mode: a fixed per-channel
-scale and shift) into the convolution before it, as PyTorch's ``fuse_conv_bn_eval`` does; the block then runs
-conv -> activation. On the tiny config's RegNetX-002 backbone at 128 px this takes the backbone from 20.3 to
-16.6 ms CPU per frame (one thread); outputs agree to float rounding (max abs difference 5e-7 on its feature
-maps). The folded module is checked against the original on a random input and the change is undone when
-they disagree (rel. difference > 1e-4), so an unexpected block layout is never used silently.
+``fuse_conv_bn(module)`` folds each conv + BatchNorm block's BatchNorm (coprop.models.regnet's ``ConvBN``,
+timm's ``ConvNormAct``; eval mode: a fixed per-channel scale and shift) into the convolution before it, as
+PyTorch's ``fuse_conv_bn_eval`` does; the block then runs conv -> activation. On the tiny config's RegNetX-002
+backbone at 128 px this takes the backbone from 20.3 to 16.6 ms CPU per frame (one thread); outputs agree to
+float rounding (max abs difference 5e-7 on its feature maps). The folded module is checked against the
+original on a random input and the change is undone when they disagree (rel. difference > 1e-4), so an
+unexpected block layout is never used silently.
 """
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 from torch import nn
 
 
 def _fusable(m: nn.Module):
-    """timm's ConvNormAct with a BatchNormAct2d in eval mode: (conv, bn, the bn's drop + act) or None."""
-    try:
-        from timm.layers import BatchNormAct2d, ConvNormAct
-    except ImportError:            # no timm: nothing of this layout to fold
-        return None
-    if not isinstance(m, ConvNormAct) or type(m.bn) is not BatchNormAct2d or not isinstance(m.conv, nn.Conv2d):
-        return None
+    """A conv + BatchNorm pair in eval mode -> (conv, bn, what replaces bn) or None: coprop.models.regnet's
+    ConvBN (its activation stays in ``act``) or timm's ConvNormAct with a BatchNormAct2d (the bn's drop + act)."""
+    from coprop.models.regnet import ConvBN
+
+    if isinstance(m, ConvBN) and type(m.bn) is nn.BatchNorm2d:
+        after = nn.Identity()
+    else:
+        layers = sys.modules.get("timm.layers")    # not imported: no timm block can exist (and importing costs 3 s)
+        if layers is None or not isinstance(m, layers.ConvNormAct) or type(m.bn) is not layers.BatchNormAct2d:
+            return None
+        after = nn.Sequential(m.bn.drop, m.bn.act)
     bn = m.bn
-    if bn.training or bn.running_mean is None or not bn.affine:
+    if not isinstance(m.conv, nn.Conv2d) or bn.training or bn.running_mean is None or not bn.affine:
         return None
-    return m.conv, bn, nn.Sequential(bn.drop, bn.act)
+    return m.conv, bn, after
 
 
 def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

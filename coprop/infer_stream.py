@@ -9,7 +9,6 @@ Only the frames in flight are held: when frame k is decoded, frame k - (2 * queu
 """
 from __future__ import annotations
 
-import collections
 import functools
 import queue
 import threading
@@ -210,57 +209,6 @@ def model_input(rgb: np.ndarray, size: int) -> tuple[np.ndarray, "torch.Tensor"]
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     small = x[0].permute(1, 2, 0).contiguous().numpy()
     return small, prepare_frames(small[None], size)
-
-
-class EncodeAhead:
-    """Runs a propagator's stateless ``encode(frames, audio)`` ahead of the frames' turn (e.g. in the decode
-    thread), several frames per call, so the model thread only does the stateful part (memory attention,
-    decoder) and the two run on two cores. ``with EncodeAhead(prop) as ahead:`` installs a lookup as
-    ``prop.encode`` (removed on exit); ``ahead(images, audios)`` encodes a list of frames ([1,3,S,S] each, with
-    their [1,1,96,64] log-mels) in one batched call and queues each frame's share. When ``start``/``step``
-    then encode a frame, the queue is searched (oldest first) for an equal image and audio, whose result is
-    used instead of encoding again; results older than the match are dropped (frames are pushed in order).
-    Anything else (other inputs, text labels) is encoded as usual.
-
-    Batching is what saves the CPU: the tiny config's encode takes 20.5 ms for one 128 px frame, 12.0 ms per
-    frame in fours, 10.2 in eights (one torch thread; per-layer overhead is shared). A frame's features from a
-    batched call equal its single-frame ones up to float rounding (7e-7 measured)."""
-
-    def __init__(self, propagator):
-        self.prop = propagator
-        self.encode = propagator.encode
-        self.ready: collections.deque = collections.deque()
-
-    def __enter__(self) -> "EncodeAhead":
-        self.prop.encode = self._lookup
-        return self
-
-    def __exit__(self, *exc) -> None:
-        del self.prop.encode
-        self.ready.clear()
-
-    def __call__(self, images: list, audios: list) -> None:
-        import torch
-
-        if not images:
-            return
-        with torch.inference_mode():
-            batch = self.encode(torch.cat(images), None if audios[0] is None else torch.cat(audios))
-        skips, grid = batch
-        for j, (image, audio) in enumerate(zip(images, audios)):
-            self.ready.append((image, audio, ([s[j:j + 1] for s in skips], grid[j:j + 1])))
-
-    def _lookup(self, frames, audio=None, text_labels=None):
-        import torch
-
-        if text_labels is None:
-            for i, (image, au, feats) in enumerate(list(self.ready)):
-                if torch.equal(image, frames) and ((au is None and audio is None) or (
-                        au is not None and audio is not None and torch.equal(au, audio))):
-                    for _ in range(i + 1):
-                        self.ready.popleft()
-                    return feats
-        return self.encode(frames, audio, text_labels)
 
 
 def png_bytes(image: np.ndarray, palette: np.ndarray | None = None, level: int = 1) -> bytes:

@@ -1,6 +1,7 @@
 """The pieces that make ``coprop infer`` faster give the same masks as the plain path: encoding ahead in another
-thread, logits resized in the writer, BatchNorm folded into the backbone's convolutions, the PNG writer, the
-uint8 resize of the model input (within one grey level of the float one)."""
+thread (handed to push as image= and encoded=), logits resized in the writer, BatchNorm folded into the
+backbone's convolutions, the PNG writer, the uint8 resize of the model input (within one grey level of the
+float one)."""
 from __future__ import annotations
 
 import threading
@@ -11,12 +12,14 @@ import torch
 from PIL import Image
 
 from coprop.infer_fast import fuse_conv_bn
-from coprop.infer_stream import EncodeAhead, MaskPainter, logits_to_mask, model_input, png_bytes, save_mask_png
+from coprop.errors import DataError
+from coprop.infer_stream import MaskPainter, logits_to_mask, model_input, png_bytes, save_mask_png
 from coprop.models.common import prepare_frames, resize_logits
 from coprop.models.config import get_config
 from coprop.models.keyframe import KeyframeProcessor
 from coprop.models.propagator import AudioInsertPropagator
 from coprop.pipeline import CoProp
+from coprop.pipeline.predict import encode_frames
 
 S, H, W, T = 64, 45, 70, 5
 
@@ -35,26 +38,36 @@ def _video():
     return frames, logmel
 
 
-def test_encode_ahead_in_another_thread_gives_the_same_logits(pipe):
+def test_encoding_ahead_in_another_thread_gives_the_same_logits(pipe, monkeypatch):
+    """coprop infer's split: the decode thread prepares and encodes frames in batches (encode_frames), the model
+    thread pushes each with its image and encoding, and never encodes or prepares a frame itself."""
+    import coprop.pipeline.stream as stream_module
+
     frames, logmel = _video()
     cps = [1, 0, 0, 1, 0]
     small = [model_input(f, S) for f in frames]
     plain = pipe.stream(cps)
     ref = [plain.push(small[t][0], logmel[t]) for t in range(T)]
-    fast = pipe.stream(cps)
-    with EncodeAhead(pipe.propagator) as ahead:
-        def encode_all():
+    encoded = {}
+
+    def encode_all():
+        with torch.inference_mode():
             for ts in ([0, 1, 2], [3, 4]):                      # batches, as the decode thread makes them
-                ahead([small[t][1] for t in ts], [torch.as_tensor(logmel[t])[None, None] for t in ts])
-        th = threading.Thread(target=encode_all)
-        th.start()
-        th.join()
-        assert len(ahead.ready) == T
-        calls = []
-        encode, ahead.encode = ahead.encode, lambda *a: calls.append(a) or encode(*a)
-        out = [fast.push(small[t][0], logmel[t]) for t in range(T)]
-        assert not calls and not ahead.ready                   # every frame's encoding was used, none redone
-    assert "encode" not in vars(pipe.propagator)                # the lookup is removed on exit
+                got = encode_frames(pipe.propagator, torch.cat([small[t][1] for t in ts]),
+                                    torch.as_tensor(logmel[ts])[:, None])
+                encoded.update(zip(ts, got))
+    th = threading.Thread(target=encode_all)
+    th.start()
+    th.join()
+    calls = []
+    encode = pipe.propagator.encode
+    monkeypatch.setattr(pipe.propagator, "encode", lambda *a, **k: calls.append("encode") or encode(*a, **k))
+    prepare = stream_module.prepare_frames
+    monkeypatch.setattr(stream_module, "prepare_frames", lambda *a, **k: calls.append("prepare") or prepare(*a, **k))
+    fast = pipe.stream(cps)
+    out = [fast.push(small[t][0], logmel[t], image=small[t][1], encoded=encoded[t]) for t in range(T)]
+    assert calls == []                                          # every frame's encoding and image were used
+    assert fast.keyframes == plain.keyframes == [0, 3]
     for t in range(T):
         assert out[t].shape == (1, S, S)
         assert torch.allclose(out[t], ref[t], atol=1e-4)       # batched encoding: equal up to float rounding
@@ -63,18 +76,14 @@ def test_encode_ahead_in_another_thread_gives_the_same_logits(pipe):
         assert np.array_equal(full[clear], (ref_full > 0).numpy().astype(np.uint8)[clear])
 
 
-def test_encode_ahead_encodes_again_when_the_input_differs(pipe):
+def test_a_pushed_image_replaces_preparing_the_frame(pipe):
     frames, logmel = _video()
-    _, image = model_input(frames[0], S)
-    calls = []
-    with EncodeAhead(pipe.propagator) as ahead:
-        encode, ahead.encode = ahead.encode, lambda *a: calls.append(a) or encode(*a)
-        ahead([image], [torch.as_tensor(logmel[0])[None, None]])
-        pipe.propagator.encode(image, torch.as_tensor(logmel[1])[None, None])     # other audio
-        pipe.propagator.encode(image + 1, torch.as_tensor(logmel[0])[None, None])  # other image
-        assert len(ahead.ready) == 1
-        pipe.propagator.encode(image, torch.as_tensor(logmel[0])[None, None])      # the one encoded ahead
-    assert len(calls) == 3
+    a, b = pipe.stream([1, 0, 0, 0]), pipe.stream([1, 0, 0, 0])
+    for t in range(3):
+        image = prepare_frames(frames[t][None], S)
+        assert torch.equal(a.push(frames[t], logmel[t]), b.push(frames[t], logmel[t], image=image))
+    with pytest.raises(DataError, match=r"\[1,3,64,64\]"):
+        b.push(frames[3], logmel[3], image=prepare_frames(frames[3][None], S + 32))
 
 
 def test_uint8_resize_is_within_one_grey_level_of_the_float_resize():

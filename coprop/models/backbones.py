@@ -7,6 +7,8 @@ The key remapping to timm's feature-model names is done here, then loaded strict
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import torch
@@ -17,6 +19,7 @@ from coprop.models.common import load_strict, missing_file_message, pretrained_d
 from coprop.models.config import ModelConfig
 
 STRIDES = (4, 8, 16, 32)
+_LOADING_TRAINED: ContextVar[bool] = ContextVar("coprop_loading_trained", default=False)
 _AVSBENCH_DRIVE = ("the AVSBench README's Google-Drive folder 1386rcFHJ1QEQQMF6bV1rXJTzy8v26RTV "
                    "(pretrained_backbones/)")
 
@@ -135,17 +138,38 @@ def resolve_backbone_weights(cfg: ModelConfig, allow_random: bool = False,
     return path
 
 
+@contextmanager
+def loading_trained():
+    """Within this block, backbones built with ``allow_random=True`` and no weight file are about to receive a
+    trained run's weights (``coprop.train.load_run``), so the ones coprop.models.regnet can build (the tiny
+    config's regnetx_002) are built there without importing timm (3.3 s CPU of torchvision and torch._dynamo).
+    Same parameter names and shapes, bit-identical outputs in eval mode; only the (overwritten) random init
+    differs. Not for training: use it only around loading weights for inference."""
+    token = _LOADING_TRAINED.set(True)
+    try:
+        yield
+    finally:
+        _LOADING_TRAINED.reset(token)
+
+
 def build_backbone(cfg: ModelConfig, allow_random: bool = False, pretrained: bool | None = None) -> Backbone:
     """The configured backbone; weights from ``cfg.backbone_weights`` (or the default release file name).
 
     ``pretrained`` (default ``cfg.pretrained``) demands a weight file; without one a WeightsError names the file
-    expected, unless ``allow_random=True`` asks for random init explicitly (e.g. before loading a trained run).
+    expected, unless ``allow_random=True`` asks for random init explicitly (e.g. before loading a trained run;
+    inside ``loading_trained()`` a regnetx_002 is then built without timm).
     """
-    import timm
+    from coprop.models import regnet
 
     # resolved before building: a missing file should not cost an 80M-parameter construction first
     path = resolve_backbone_weights(cfg, allow_random, pretrained)
     name = cfg.backbone
+    if path is None and allow_random and _LOADING_TRAINED.get() and name in regnet.SPECS \
+            and cfg.backbone_drop_path == 0:
+        body = regnet.build(name)
+        return Backbone(body, [body.feature_info.reduction().index(r) for r in STRIDES], name)
+    import timm
+
     kwargs = dict(features_only=True, pretrained=False)
     if cfg.backbone_drop_path > 0:
         kwargs["drop_path_rate"] = cfg.backbone_drop_path

@@ -29,29 +29,45 @@ def _batchable(model) -> bool:
     return isinstance(model, (KeyframeProcessor, FramewiseBaseline))
 
 
+def takes_encoded(propagator) -> bool:
+    """Whether ``propagator.start``/``step`` take ``encoded=`` (coprop's AudioInsertPropagator and its R50-AOTL
+    subclass); other propagators encode each frame themselves."""
+    from coprop.models.propagator import AudioInsertPropagator
+
+    return isinstance(propagator, AudioInsertPropagator)
+
+
+def encode_frames(propagator, images: Tensor, audio: Tensor | None) -> list[tuple[list[Tensor], Tensor]]:
+    """One batched ``propagator.encode(images [B,3,S,S], audio [B,1,96,64] | None)`` -> each frame's (skips,
+    token map) with batch size 1, as ``encode`` gives for that frame alone up to float rounding (7e-7 measured,
+    tiny config). Batching is what saves CPU: per-layer overhead is shared (tiny config, one thread, 128 px:
+    20.5 ms for one frame, 10.2 ms per frame in eights)."""
+    skips, grid = propagator.encode(images, audio)
+    return [([s[j:j + 1] for s in skips], grid[j:j + 1]) for j in range(images.shape[0])]
+
+
 class BatchedEncoding:
-    """The propagator's ``encode`` of a clip's frames, BATCH frames per call, computed when first asked for and
-    dropped when the next batch is made: ``enc[t]`` -> (skips, token map) of frame t, as ``encode`` gives for
-    that frame alone (up to float rounding). None where the propagator cannot take it (text-guided segments)."""
+    """A clip's frames prepared and encoded by the propagator, BATCH frames per call, computed when first asked
+    for and dropped when the next batch is made: ``enc[t]`` -> (image [1,3,S,S], (skips, token map)) of frame
+    t, for ``CoPropStream.push(image=, encoded=)``. (None, None) where the propagator cannot take the encoding
+    (text-guided segments, propagators without ``encoded=``)."""
 
     def __init__(self, pipe: "CoProp", clip, audio: Tensor | None, labels: dict[int, int]):
         self.pipe, self.clip, self.audio = pipe, clip, audio
-        from coprop.models.propagator import AudioInsertPropagator   # its start/step take ``encoded``
-
-        self.usable = not labels and isinstance(pipe.propagator, AudioInsertPropagator)
-        self.start, self.batch = 0, None
+        self.usable = not labels and takes_encoded(pipe.propagator)
+        self.start, self.images, self.batch = 0, None, None
 
     def __getitem__(self, t: int):
         if not self.usable:
-            return None
+            return None, None
         if self.batch is None or not self.start <= t < self.start + BATCH:
             self.start = t - t % BATCH
             idx = list(range(self.start, min(self.start + BATCH, self.clip.num_frames)))
-            frames = prepare_frames(self.clip.frames[idx], self.pipe.size, self.pipe.device)
-            self.batch = self.pipe.propagator.encode(frames, None if self.audio is None else self.audio[idx])
+            self.images = prepare_frames(self.clip.frames[idx], self.pipe.size, self.pipe.device)
+            self.batch = encode_frames(self.pipe.propagator, self.images,
+                                       None if self.audio is None else self.audio[idx])
         j = t - self.start
-        skips, grid = self.batch
-        return [s[j:j + 1] for s in skips], grid[j:j + 1]
+        return self.images[j:j + 1], self.batch[j]
 
 
 class CoProp:
@@ -129,9 +145,10 @@ class CoProp:
         outs = []
         for t in range(clip.num_frames):
             with torch.inference_mode(), clock("propagation"):
-                enc = encoded[t]
+                image, enc = encoded[t]
             outs.append(stream.push(clip.frames[t], None if audio is None else audio[t],
-                                    keyframe_logits=precomputed.get(t), text_label=labels.get(t), encoded=enc))
+                                    keyframe_logits=precomputed.get(t), text_label=labels.get(t), encoded=enc,
+                                    image=image))
         logits = torch.stack(outs)
         clock.ms["total"] = (time.perf_counter() - t0) * 1000.0
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None

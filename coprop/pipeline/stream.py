@@ -108,10 +108,12 @@ class CoPropStream:
     @torch.inference_mode()
     def push(self, frame, logmel=None, is_control_point: bool | None = None, *,
              keyframe_logits: Tensor | None = None, text_label: int | None = None,
-             encoded: tuple[list[Tensor], Tensor] | None = None) -> Tensor:
+             encoded: tuple[list[Tensor], Tensor] | None = None, image: Tensor | None = None) -> Tensor:
         """``frame`` uint8 [H,W,3], ``logmel`` [1,96,64] (or [96,64]; None without audio) -> logits
         [K, H, W] (float32, CPU) at the frame's own size. ``encoded``: the propagator's ``encode`` of this frame
-        when the caller batched it over the clip (offline prediction, ``CoProp.predict``)."""
+        when the caller batched it over several frames (``CoProp.predict``, ``coprop infer``); ``image``: this
+        frame as the propagator takes it (float [1,3,S,S], ``prepare_frames(frame[None], S)``), when the caller
+        made it already (for ``encoded``), so it is not made twice."""
         pipe = self.pipe
         frame = np.asarray(frame) if not torch.is_tensor(frame) else frame
         if frame.ndim != 3 or frame.shape[-1] != 3:
@@ -120,7 +122,11 @@ class CoPropStream:
         device = pipe.device
         key = self._is_control_point(frame, logmel, is_control_point)
         with self.clock("prepare"):
-            image = prepare_frames(frame[None], pipe.size, device)
+            if image is None:
+                image = prepare_frames(frame[None], pipe.size, device)
+            elif tuple(image.shape) != (1, 3, pipe.size, pipe.size):
+                raise DataError(None, f"a pushed image must be [1,3,{pipe.size},{pipe.size}], got "
+                                      f"{tuple(image.shape)}", "make it with prepare_frames(frame[None], size)")
             audio = _as_logmel(logmel, device)
         if key:
             if text_label is not None:
