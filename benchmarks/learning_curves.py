@@ -9,8 +9,9 @@ steps), and runs on the first N clips for each N of ``--clips`` with the same nu
 against distinct clips (the all-clips run is its last point). The hyper-parameters are the demo suite's
 (``coprop.experiments.SUITES['demo']``: tiny config at 64 px, its batch sizes, learning rates and cosine schedule
 over the run's steps). Every run's audio encoder starts from the tiny encoder pre-trained as a sound classifier on the
-same N clips (coprop.train.audio_pretrain, as in the demo); the propagator and the baseline start from the
-all-clips keyframe model's backbone, as in the demo. Validation: the demo's val split; keyframe = the model on every annotated frame on its own,
+same N clips (coprop.train.audio_pretrain, as in the demo); the propagator starts from the all-clips keyframe
+model's backbone and the baseline from all of that model, as in the demo (the demo's 4-level propagator then continues
+from its plain AOT; here the 4-level one trains from the backbone). Validation: the demo's val split; keyframe = the model on every annotated frame on its own,
 propagator = propagation from GT keyframes at GT control points (``coprop.train.tasks``), baseline = whole clips.
 One training seed. Runs go to two worker processes (one torch thread each).
 
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STAGES = ("keyframe", "propagator", "baseline")
-DEFAULT_STEPS = {"keyframe": 1000, "propagator": 500, "baseline": 400}   # the demo's budgets (its AOT propagator)
+DEFAULT_STEPS = {"keyframe": 1000, "propagator": 300, "baseline": 200}   # the demo's budgets (its AOT propagator)
 _DATA: dict = {}      # prepared clips, filled before the workers fork (shared copy-on-write)
 
 
@@ -69,7 +70,7 @@ def _run(stage: str, n_clips: int, steps: int, val_every: int, seed: int, out: s
     p = T.stage_params("demo", stage, **over, seed=seed, epochs=max(1, steps // val_every),
                        max_steps_per_epoch=val_every, checkpoint_every=0, resume=False, num_threads=1, device="cpu")
     fn = {"keyframe": T.train_keyframe, "propagator": T.train_propagator, "baseline": T.train_baseline}[stage]
-    kw = {} if stage == "keyframe" else {"init_backbone": init}
+    kw = {} if stage == "keyframe" else {"init_weights": init} if stage == "baseline" else {"init_backbone": init}
     t0 = time.perf_counter()
     res = fn(_cfg(stage).replace(audio_weights=audio), sub, va, out, params=p, **kw)
     rows = []

@@ -11,7 +11,8 @@ The package, in the order its modules import each other (each imports only those
 
     settings    training seeds, paths from the repository root, CPU threads, device
     clips       Data (which dataset), MOC-style clips, the walkthrough clip, GT control points
-    suite       SUITES / VARIANTS, ensure_suite (training), Suite (loading), the text-guided variant
+    budget      SUITES / VARIANTS: how many steps each model of a suite trains, what it starts from
+    suite       ensure_suite (training), Suite (loading), the text-guided variant
     sources     control-point sources fitted on the training data, cached per seed
     methods     Method, ClipResult, run_method (predictions cached on disk), keyframe_logits
     scoring     score (J, F, Alignment Rates), per_frame_j, aligned_frames, clip_scores

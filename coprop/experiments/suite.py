@@ -1,5 +1,5 @@
-"""The model suite of one training seed: which models it holds (``VARIANTS``), how big it is trained
-(``SUITES``), training whatever is missing (``ensure_suite``), and loading it (``Suite``).
+"""The model suite of one training seed: training whatever is missing (``ensure_suite``) and loading it
+(``Suite``); which models it holds (``VARIANTS``) and how big they are trained (``SUITES``) live in ``budget``.
 
     <run_dir>/seed0/main/   keyframe (all frames) + keyframe_ft (keyframe subset) + propagator (4 insert levels)
                             + simultaneous baseline          -- coprop.train stage functions, one ModelConfig
@@ -21,45 +21,9 @@ import torch
 
 from coprop.controlpoints.detectors import frame_labels
 from coprop.errors import ConfigError
+from coprop.experiments.budget import DEMO_MODEL, SUITES, VARIANTS  # noqa: F401  (re-exported)
 from coprop.experiments.clips import Data
 from coprop.experiments.settings import pick_device, resolve_path
-
-
-# Per suite preset: model input size, validation clips, overrides of coprop.train.PRESETS[<suite>] per stage. The
-# demo's budget is in optimizer steps (epochs x max_steps_per_epoch, each epoch a fresh draw from the training clips),
-# sized so every model of Tables 1 and 2a, for three seeds, trains within coprop demo's budget on two cores.
-# ``audio_pretrain``: steps of the tiny audio encoder's pre-training as a sound classifier (the stand-in for VGGish's
-# AudioSet pre-training). ``model``: ModelConfig overrides. At 64 px a stride-16 token grid is 4x4: GT masks through
-# it keep J 0.32 on the demo test split (16x16: 0.95); 300 propagator steps reached 0.52 at stride 16, 0.74 at 4.
-DEMO_MODEL = dict(token_stride=4)
-SUITES: dict[str, dict[str, Any]] = {
-    "smoke": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=10), model=DEMO_MODEL,
-                  train={}),
-    "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=200),
-                 model=DEMO_MODEL, train={
-        "keyframe": dict(epochs=5, max_steps_per_epoch=140, checkpoint_every=70),         # 700 steps, batch 4
-        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=50, checkpoint_every=0),        # 100 steps
-        "propagator": dict(epochs=5, max_steps_per_epoch=90, checkpoint_every=90),        # 450 steps, batch 1
-        "baseline": dict(epochs=3, max_steps_per_epoch=100, checkpoint_every=100)}),      # 300 steps, batch 1
-    "paper": dict(image_size=None, max_train_clips=None, val_clips=8, audio_pretrain=None,   # VGGish is pre-trained
-                  train={}),   # image_size None: the model config's size (224)
-}
-# ``init``: the weights (<variant>/<stage> of the same seed) a stage starts from. A keyframe model's file gives the
-# image backbone (plain AOT and the baseline: the fine-tuned keyframe encoder; the text-guided model: the stage-1 one).
-# A propagator's file gives every tensor it holds: as paper 4.2 trains the Audio-Insert Propagator from a pre-trained
-# AOT, the 4- and 1-level propagators continue from the seed's plain AOT with new audio-insertion layers.
-# ``train``: per suite, per-stage overrides on top of SUITES (text-guided stage 1: 140 steps to the audio-guided
-# model's 700; the audio-insert propagators 200 steps on top of AOT's 450).
-_AIP_DEMO = {"demo": {"propagator": dict(epochs=2, max_steps_per_epoch=100)}}
-VARIANTS: dict[str, dict[str, Any]] = {
-    "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline"),
-                 init={"propagator": "aot/propagator", "baseline": "main/keyframe_ft"}, train=_AIP_DEMO),
-    "aip1": dict(cfg=dict(audio_insert_levels=1), stages=("propagator",), init={"propagator": "aot/propagator"},
-                 train=_AIP_DEMO),
-    "aot": dict(cfg=dict(audio_insert_levels=0), stages=("propagator",), init={"propagator": "main/keyframe_ft"}),
-    "text": dict(cfg=dict(guidance="text"), stages=("keyframe", "keyframe_ft"), init={"keyframe": "main/keyframe"},
-                 train={"demo": {"keyframe": dict(epochs=1)}}),
-}
 
 
 def suite_config(model_config: str, suite: str, variant: str, num_text_labels: int = 0,
@@ -254,11 +218,11 @@ def ensure_suite(run_dir: str | Path, data: Data, seed: int = 0, suite: str = "s
             published_propagator(cfg, out)     # the paper config's AOT rows use the released weights unmodified
         elif variant == "text":
             _train_text_keyframe(cfg, stage, labels, tr, out, p, vocab, init_file)
-        elif stage == "propagator" and init.endswith("/propagator"):
-            T.train_propagator(cfg, tr, va, out, params=p, init_weights=init_file)
-        elif stage in ("propagator", "baseline"):
-            fn = T.train_propagator if stage == "propagator" else T.train_baseline
-            fn(cfg, tr, va, out, params=p, init_backbone=init_file)
+        elif stage == "baseline":    # every tensor of the keyframe model: the baseline is it + a time embedding
+            T.train_baseline(cfg, tr, va, out, params=p, init_weights=init_file)
+        elif stage == "propagator":  # paper 4.2: the Audio-Insert Propagator continues from the whole AOT
+            whole = init is not None and init.endswith("/propagator")
+            T.train_propagator(cfg, tr, va, out, params=p, **{"init_weights" if whole else "init_backbone": init_file})
         else:
             fn = T.train_keyframe if stage == "keyframe" else T.finetune_keyframe
             fn(cfg, tr, va, out, params=p)

@@ -120,6 +120,17 @@ def make_scheduler(opt: torch.optim.Optimizer, p: TrainParams, steps_per_epoch: 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Checkpoints store tensors contiguous; a channels-last parameter's moments must get its layout back, or the
+    fused AdamW kernel, which walks parameter, gradient and moments in memory order, would pair wrong elements."""
+    for group in opt.param_groups:
+        for q in group["params"]:
+            st = opt.state.get(q, {})
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == q.shape and v.stride() != q.stride():
+                    st[k] = torch.empty_like(q).copy_(v)
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -195,6 +206,10 @@ def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, coll
     signature = {**_signature(p, n, ctx.world_size, steps_per_epoch), **(identity or {})}
 
     model.to(ctx.device)
+    if ctx.device.type == "cpu":
+        # NHWC weights send the tiny models' small 3x3 convolutions to oneDNN instead of the slow im2col path
+        # (measured: keyframe step 0.14 -> 0.12 CPU s, propagator step -5 %); saved weights are made contiguous
+        model.to(memory_format=torch.channels_last)
     params_to_train = trainable(model) if trainable else [q for q in model.parameters() if q.requires_grad]
     # fused: one kernel for all parameters; on the tiny CPU models the per-tensor loop was ~20 % of a step
     # (measured: 95 -> 23 ms per keyframe step, 2.7 M parameters in 227 tensors)
@@ -222,6 +237,7 @@ def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, coll
                 "resume=False (--no-resume) to start this stage over")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        _match_layouts(opt)
         sched.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])

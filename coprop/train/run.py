@@ -185,4 +185,9 @@ def load_run(run_dir: str | Path, stages: list[str] | None = None, device: str |
 def _load_model(stage: str, cfg: ModelConfig, path: Path, device) -> nn.Module:
     model = build_model(stage, cfg)
     load_weights(path, model)
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if torch.device(device).type == "cpu":
+        # NHWC weights send the small convolutions to oneDNN instead of the slow im2col path: the demo's test
+        # predictions took 28 % less CPU time (12 clips x 9 methods: 17.9 -> 12.9 s)
+        model.to(memory_format=torch.channels_last)
+    return model
