@@ -104,7 +104,9 @@ CLAIM = "paper's claim"
 
 # %% [markdown]
 # ## Table 1 / Fig. 4 — the simultaneous baseline, Co-Prop, and Co-Prop around the baseline
-# The baseline decodes all frames of a clip at once (TPAVI / AVSegFormer style). Co-Prop anchors control
+# The baseline decodes all frames of a clip at once (TPAVI / AVSegFormer style); it is the Keyframe Processor plus
+# a time embedding, trained on whole clips starting from the fine-tuned keyframe model of the same seed, so both
+# rows start from one trained single-frame model and differ in how they use time. Co-Prop anchors control
 # points, segments each keyframe and propagates it with that frame's audio. Plugged in as Co-Prop's keyframe
 # model, the baseline only has to get the keyframes right (paper Fig. 4, pink). `Δ J vs reference`: each
 # Co-Prop row minus the baseline, paired.
@@ -146,7 +148,8 @@ findings(show_claims("2b"))
 # ## Table 4 — audio-guided vs text-guided keyframes
 # The text-guided Keyframe Processor is told a category label (predicted from the frame's audio by the
 # learned detector's classifier) instead of hearing the audio. Its image encoder starts from the audio-guided
-# model's stage-1 encoder and it gets half the stage-1 steps (coprop.experiments.VARIANTS).
+# model's stage-1 encoder and it trains 140 stage-1 steps to the audio-guided model's 1000
+# (coprop.experiments.VARIANTS).
 
 # %%
 t4 = E.table4(ev)
