@@ -1,6 +1,7 @@
 """``coprop demo``'s model phase as a plan of jobs for two worker processes (coprop.train.jobs).
 
-For every training seed of Tables 1 and 2a (``seeds``): the audio encoder's pre-training, the keyframe model, its keyframe fine-tuning, the 4-level
+The audio encoder's pre-training, once (shared by every seed, as one pre-trained VGGish is). For every training seed
+of Tables 1 and 2a (``seeds``): the keyframe model, its keyframe fine-tuning, the 4-level
 Audio-Insert Propagator, the simultaneous baseline and the plain-AOT propagator; for the seeds of the other tables
 (``extra_seeds``, a subset): the 1-level propagator and the text-guided keyframe model too. Then, per seed, the
 control-point sources are fitted and every method's test predictions are made, so the notebooks only read caches.
@@ -21,11 +22,11 @@ def _train(seed: int, variant: str, stage: str) -> None:
                    device=c["device"], echo=c["echo"], only=[(variant, stage)])
 
 
-def _audio(seed: int) -> None:
+def _audio() -> None:
     from coprop import experiments as E
 
     c = _CTX
-    E.ensure_audio_encoder(c["run_dir"], c["data"], seed, c["suite"], c["model_config"], echo=c["echo"])
+    E.ensure_audio_encoder(c["run_dir"], c["data"], None, c["suite"], c["model_config"], echo=c["echo"])
 
 
 def _sources(seed: int) -> None:
@@ -56,10 +57,10 @@ def plan(seeds: list[int], extra_seeds: list[int]) -> list:
               for st in E.VARIANTS[v]["stages"]]
     rank = {"keyframe": 0, "keyframe_ft": 1, "propagator": 2, "baseline": 2}
     models.sort(key=lambda m: (m[1] in extra, rank[m[2]], m[1] != "main", m[0]))
-    jobs = [Job(f"s{s}:audio", _audio, dict(seed=s)) for s in seeds]   # every model starts from its encoder
+    jobs = [Job("audio", _audio, {})]   # one pre-trained audio encoder (like VGGish) for every seed's models
     jobs += [Job(f"s{s}:{v}/{st}", _train, dict(seed=s, variant=v, stage=st),
                  tuple(f"s{s}:{dv}/{ds}" for dv, ds in E.stage_dependencies(v, st))
-                 + ((f"s{s}:audio",) if (v, st) == ("main", "keyframe") else ())) for s, v, st in models]
+                 + (("audio",) if (v, st) == ("main", "keyframe") else ())) for s, v, st in models]
     jobs += [Job(f"s{s}:sources", _sources, dict(seed=s)) for s in seeds]
     for s in seeds:
         mine = [j.name for j in jobs if j.name.startswith(f"s{s}:")]

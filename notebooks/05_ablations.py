@@ -148,7 +148,7 @@ findings(show_claims("2b"))
 # ## Table 4 — audio-guided vs text-guided keyframes
 # The text-guided Keyframe Processor is told a category label (predicted from the frame's audio by the
 # learned detector's classifier) instead of hearing the audio. Its image encoder starts from the audio-guided
-# model's stage-1 encoder and it trains 140 stage-1 steps to the audio-guided model's 1000
+# model's stage-1 encoder and it trains 140 stage-1 steps to the audio-guided model's 1100
 # (coprop.experiments.VARIANTS).
 
 # %%

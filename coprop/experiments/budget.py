@@ -22,8 +22,8 @@ SUITES: dict[str, dict[str, Any]] = {
                   train={}),
     "demo": dict(image_size=64, max_train_clips=None, val_clips=8, audio_pretrain=dict(steps=800),
                  model=DEMO_MODEL, train={
-        "keyframe": dict(epochs=4, max_steps_per_epoch=250, checkpoint_every=125),        # 1000 steps, batch 4
-        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=50, lr=1e-4, checkpoint_every=0),   # 100 steps
+        "keyframe": dict(epochs=4, max_steps_per_epoch=275, checkpoint_every=125),        # 1100 steps, batch 4
+        "keyframe_ft": dict(epochs=2, max_steps_per_epoch=25, lr=1e-4, checkpoint_every=0),   # 50 steps
         "propagator": dict(epochs=2, max_steps_per_epoch=150, lr=3e-3, checkpoint_every=75),  # 300 steps, batch 1
         "baseline": dict(epochs=2, max_steps_per_epoch=100, checkpoint_every=100)}),      # 200 steps, batch 1
     "paper": dict(image_size=None, max_train_clips=None, val_clips=8, audio_pretrain=None,   # VGGish is pre-trained
@@ -37,9 +37,9 @@ SUITES: dict[str, dict[str, Any]] = {
 # A propagator's file gives every tensor it holds: as paper 4.2 trains the Audio-Insert Propagator from a pre-trained
 # AOT, the 4- and 1-level propagators continue from the seed's plain AOT with new audio-insertion layers.
 # ``train``: per suite, per-stage overrides on top of SUITES (text-guided stage 1: 140 steps to the audio-guided
-# model's 1000; the audio-insert propagators 250 steps at 1e-3 on top of AOT's 300: from an AOT at val J 0.80, 200
+# model's 1100; the audio-insert propagators 300 steps at 1e-3 on top of AOT's 300: from an AOT at val J 0.80, 200
 # such steps reached 0.835).
-_AIP_DEMO = {"demo": {"propagator": dict(epochs=2, max_steps_per_epoch=125, lr=1e-3, checkpoint_every=125)}}
+_AIP_DEMO = {"demo": {"propagator": dict(epochs=3, max_steps_per_epoch=100, lr=1e-3, checkpoint_every=100)}}
 VARIANTS: dict[str, dict[str, Any]] = {
     "main": dict(cfg=dict(audio_insert_levels=4), stages=("keyframe", "keyframe_ft", "propagator", "baseline"),
                  init={"propagator": "aot/propagator", "baseline": "main/keyframe_ft"}, train=_AIP_DEMO),

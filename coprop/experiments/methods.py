@@ -68,32 +68,39 @@ def _predict(method: Method, suite: Suite, clip, cp: list[int] | None) -> torch.
         return keyframe_logits(suite, clip, [1] * clip.num_frames, method.keyframe)
     from coprop.pipeline import CoProp
 
+    from coprop.pipeline.predict import EncodeCache
+
+    cache = suite.encode_cache.setdefault(method.propagator, EncodeCache())   # shared by one propagator's methods
     if method.kind == "prop_gt":
-        return _propagate_from_gt(suite.propagator(method.propagator), cfg, clip, cp)
+        return _propagate_from_gt(suite.propagator(method.propagator), cfg, clip, cp, cache)
 
     pipe = CoProp(suite.keyframe_model(method.keyframe), suite.propagator(method.propagator),
                   suite.sources.get(method.source), cfg, labeler=suite.labeler(method.keyframe))
+    pipe.encode_cache = cache
     with torch.no_grad():
         pred = pipe.predict(clip, control_points=cp)
     return torch.as_tensor(pred.logits).float()
 
 
-def _propagate_from_gt(propagator, cfg, clip, cp: list[int]) -> torch.Tensor:
+def _propagate_from_gt(propagator, cfg, clip, cp: list[int], encode_cache=None) -> torch.Tensor:
     """The propagator alone: at every control point ``cp`` (the GT ones) it restarts from the GT mask, given as
     saturated keyframe logits, and propagates it to the following frames of the segment."""
     import numpy as np
 
     from coprop.pipeline import CoProp
+    from coprop.pipeline.predict import BatchedEncoding
 
     K = cfg.num_classes
     gt = torch.as_tensor(np.asarray(clip.masks)).long()
     pipe = CoProp(lambda image, audio: None, propagator, None, cfg, keyframe_level="image")
+    pipe.encode_cache = encode_cache
     audio = None
     if pipe.guidance == "audio":
         from coprop.models.common import prepare_audio
 
         audio = prepare_audio(clip, pipe.device)
     stream = pipe.stream(cp)
+    encoded = BatchedEncoding(pipe, clip, audio, {})
     outs = []
     with torch.no_grad():
         for t in range(clip.num_frames):
@@ -102,7 +109,9 @@ def _propagate_from_gt(propagator, cfg, clip, cp: list[int]) -> torch.Tensor:
                 onehot = gt[t][None].float() if K == 1 else \
                     torch.nn.functional.one_hot(gt[t], K).permute(2, 0, 1).float()
                 key = (onehot * 2 - 1) * 20.0    # logits that threshold / argmax back to the GT mask exactly
-            outs.append(stream.push(clip.frames[t], None if audio is None else audio[t], keyframe_logits=key))
+            image, enc = encoded[t]
+            outs.append(stream.push(clip.frames[t], None if audio is None else audio[t], keyframe_logits=key,
+                                    image=image, encoded=enc))
     return torch.stack(outs).float()
 
 

@@ -45,19 +45,22 @@ def suite_config(model_config: str, suite: str, variant: str, num_text_labels: i
 
 
 AUDIO_FILE = "audio/audio_encoder.safetensors"
+AUDIO_SEED = 0   # one pre-training, like VGGish's: every training seed's models start from the same audio encoder
 
 
-def ensure_audio_encoder(run_dir: str | Path, data: Data, seed: int, suite: str, model_config: str = "tiny",
-                         echo: Callable = print) -> Path | None:
-    """The seed's pre-trained tiny audio encoder (``<run_dir>/seed<seed>/audio/``), trained when missing; None
-    when the suite does not pre-train, the config hears through VGGish, or the data has no sounding schedule."""
+def ensure_audio_encoder(run_dir: str | Path, data: Data, seed: int | None = None, suite: str = "smoke",
+                         model_config: str = "tiny", echo: Callable = print) -> Path | None:
+    """The suite's pre-trained tiny audio encoder (``<run_dir>/audio/``), trained once (seed AUDIO_SEED) when
+    missing and shared by every training seed, as the paper's models of every run hear through one pre-trained
+    VGGish; ``seed`` is accepted for callers that pass theirs and does not change the encoder. None when the suite
+    does not pre-train, the config hears through VGGish, or the data has no sounding schedule."""
     from coprop.data.synth_scene import CATEGORIES
     from coprop.io import write_json
     from coprop.train.audio_pretrain import frames_and_targets, pretrain_audio_encoder
 
     opts = SUITES[suite].get("audio_pretrain")
     cfg = suite_config(model_config, suite, "main")
-    path = resolve_path(run_dir) / f"seed{seed}" / AUDIO_FILE
+    path = resolve_path(run_dir) / AUDIO_FILE
     if not opts or cfg.audio_encoder != "tiny":
         return None
     if path.is_file():
@@ -67,8 +70,8 @@ def ensure_audio_encoder(run_dir: str | Path, data: Data, seed: int, suite: str,
     if not len(x):
         return None    # no sounding schedule (real data): the encoder learns from the segmentation loss alone
     val = frames_and_targets(va, data.split("val", SUITES[suite]["val_clips"]), CATEGORIES)
-    echo(f"  pre-training the audio encoder (seed {seed}, {len(x)} frames, {opts['steps']} steps) ...")
-    res = pretrain_audio_encoder(cfg, x, y, path, seed=seed, val=val, **opts)
+    echo(f"  pre-training the audio encoder (seed {AUDIO_SEED}, {len(x)} frames, {opts['steps']} steps) ...")
+    res = pretrain_audio_encoder(cfg, x, y, path, seed=AUDIO_SEED, val=val, **opts)
     write_json(path.parent / "metrics.json", {**res, "frames": int(len(x)), "categories": list(CATEGORIES)})
     echo(f"  audio encoder: val F1 {res.get('val_f1', float('nan')):.3f} in {res['seconds']:.0f} s")
     return path
@@ -300,6 +303,8 @@ class Suite:
     seed: int
     runs: dict[str, Any] = field(default_factory=dict)     # variant -> coprop.train.Run
     sources: dict[str, Any] = field(default_factory=dict)  # fitted control-point sources
+    # propagator ('l4' | 'l1' | 'l0') -> its encodings of test clips, reused by every method with that propagator
+    encode_cache: dict[str, Any] = field(default_factory=dict)   # -> coprop.pipeline.predict.EncodeCache
 
     @classmethod
     def load(cls, run_dir: str | Path, seed: int = 0, device: str = "cpu") -> "Suite":

@@ -66,7 +66,7 @@ def pretrain_audio_encoder(cfg, audio: np.ndarray, targets: np.ndarray, path: st
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     enc = TinyAudioEncoder(cfg.dim, cfg.audio_tokens)
-    # NHWC weights: the small convs run in oneDNN instead of the slow im2col path (measured 0.083 -> 0.069 CPU s a step)
+    # NHWC weights: the small convs run in oneDNN instead of the slow im2col path (0.083 -> 0.069 CPU s a step)
     net = _Classifier(enc, cfg.dim, targets.shape[1]).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 10)   # linear warm-up, then cosine decay to 1 % of lr
