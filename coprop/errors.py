@@ -19,6 +19,11 @@ class DataError(CopropError):
         tail = f" ({hint})" if hint else ""
         super().__init__(f"{where}{problem}{tail}")
 
+    def __reduce__(self):
+        # rebuilt from its own fields: pickling (a worker process reporting it) would otherwise call __init__ with
+        # the one formatted message and fail, hiding the error behind a BrokenProcessPool
+        return type(self), (self.path, self.problem, self.hint)
+
 
 class WeightsError(CopropError):
     """A weight file is missing or does not match the architecture."""

@@ -39,3 +39,30 @@ def test_one_parameter_picks_models_and_suite():
     assert E.suite_defaults("", "", E.Data("", "long")) == ("runs/long", "demo")
     assert E.suite_defaults("", "", E.Data("/data/AVSBench", "smoke")) == ("runs/paper", "paper")
     assert E.suite_defaults("runs/x", "smoke", E.Data("", "demo")) == ("runs/x", "smoke")
+
+
+def test_suite_load_leaves_out_a_variant_still_training(tmp_path):
+    """coprop demo predicts seed 0 while its other worker trains seed 0's 1-level propagator: that folder (no
+    config.json yet) is not part of the suite, instead of failing the whole load."""
+    from coprop.train.checkpoint import save_weights
+    from coprop.train.run import WEIGHTS, build_model, record_stage
+
+    cfg = E.suite_config("tiny", "smoke", "main")
+    main = tmp_path / "seed0" / "main"
+    save_weights(main / WEIGHTS["keyframe"], build_model("keyframe", cfg), {"stage": "keyframe"})
+    record_stage(main, cfg, "keyframe", {})
+    (tmp_path / "seed0" / "aip1" / "checkpoints").mkdir(parents=True)
+    suite = E.Suite.load(tmp_path, 0)
+    assert set(suite.runs) == {"main"} and suite.runs["main"].stages == ["keyframe"]
+    assert suite.runs["main"].keyframe_stage1 is not None    # built on first use
+
+
+def test_data_error_survives_pickling():
+    """A worker process reports its DataError to the parent by pickling it (coprop demo's job pool)."""
+    import pickle
+
+    from coprop.errors import DataError
+
+    e = pickle.loads(pickle.dumps(DataError("runs/x/config.json", "run folder has no config.json", "train it")))
+    assert (str(e.path), e.problem, e.hint) == ("runs/x/config.json", "run folder has no config.json", "train it")
+    assert str(e) == "runs/x/config.json: run folder has no config.json (train it)"

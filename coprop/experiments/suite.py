@@ -313,7 +313,9 @@ class Suite:
         base = resolve_path(run_dir) / f"seed{seed}"
         s = cls(base, seed)
         for v in VARIANTS:
-            if (base / v).is_dir():
+            # config.json appears when a variant's first model is finished: a folder without it is still training
+            # (coprop demo's other worker) and is not part of the suite yet
+            if (base / v / "config.json").is_file():
                 s.runs[v] = load_run(base / v, device=device, lazy=True)
         if "main" not in s.runs:
             raise ConfigError(f"{base}: no trained suite here (train it with ensure_suite or `coprop demo`)")
