@@ -69,7 +69,7 @@ def test_cached_clip_stats_give_the_same_table(tmp_path, monkeypatch):
     for m_key in ev.results[0]:
         for s in ev.seeds:
             (folder / f"seed{s}" / m_key).mkdir(parents=True, exist_ok=True)
-    monkeypatch.setattr(type(ev), "prediction_dir", lambda self, seed: folder / f"seed{seed}")
+    monkeypatch.setattr(type(ev), "method_dir", lambda self, m, seed: folder / f"seed{seed}" / m.key)
     I._STATS.clear()
     first = E.headline(ev)
     files = sorted(folder.rglob("clipstats-*.npz"))

@@ -65,18 +65,24 @@ class Evaluation:
             needed |= {"learned"} if any(m.keyframe == "text" for m in mine) else set()
             fit_sources(suite, self.data, sorted(needed), self.llm, echo)
             store = self.results.setdefault(seed, {})
-            cache = self.prediction_dir(seed)
             for m in progress(mine, desc=f"methods (seed {seed})", unit="method"):
                 if m.key in store:
                     continue
                 t0 = time.perf_counter()
-                store[m.key] = run_method(m, suite, self.clips, cache)
+                store[m.key] = run_method(m, suite, self.clips, self.method_dir(m, seed))
                 echo(f"  {m.label}: {len(self.clips)} clips in {time.perf_counter() - t0:.1f} s")
         return self
 
     def prediction_dir(self, seed: int) -> Path | None:
         """Where the predictions of training seed ``seed`` are cached (one folder per method), None: no cache."""
-        return None if self.cache is None else self.cache / self.data.key() / f"seed{seed}-{self.suites[seed].stamp()}"
+        return None if self.cache is None else self.cache / self.data.key() / f"seed{seed}"
+
+    def method_dir(self, m: Method, seed: int) -> Path | None:
+        """``m``'s cached predictions for ``seed``: ``<prediction_dir>/<method key>-<stamp of the weights it uses>``
+        (retraining one of its models starts a new folder; training another model does not)."""
+        folder = self.prediction_dir(seed)
+        suite = self.suites[seed]
+        return None if folder is None else folder / f"{m.key}-{suite.stamp(suite.needs(m))}"
 
     def scores(self, m: Method, frames: str = "all") -> dict[str, float]:
         """Mean and std over seeds of J, F (in %) and Alignment Rates (in %)."""

@@ -61,11 +61,11 @@ STATS_VERSION = 1   # bump when clip_stats or coprop.metrics change what a ClipS
 
 
 def _stats_file(ev: Evaluation, m: Method, frames: str, seed: int):
-    """``<prediction cache>/<method>/clipstats-v1-<frames>-k<k>-<clips>.npz``, or None without a cache."""
-    folder = ev.prediction_dir(seed)
-    if folder is None or not (folder / m.key).is_dir():
+    """``<method's prediction folder>/clipstats-v1-<frames>-k<k>-<clips>.npz``, or None without a cache."""
+    folder = ev.method_dir(m, seed)
+    if folder is None or not folder.is_dir():
         return None
-    return folder / m.key / f"clipstats-v{STATS_VERSION}-{frames}-k{ev.k}-{_clips_key(ev)}.npz"
+    return folder / f"clipstats-v{STATS_VERSION}-{frames}-k{ev.k}-{_clips_key(ev)}.npz"
 
 
 def _write_stats(f, st: S.ClipStats) -> None:

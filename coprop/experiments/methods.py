@@ -115,13 +115,13 @@ def _propagate_from_gt(propagator, cfg, clip, cp: list[int], encode_cache=None) 
     return torch.stack(outs).float()
 
 
-def _cache_file(cache: Path | None, method: Method, clip_name: str) -> Path | None:
-    return None if cache is None else cache / method.key / f"{clip_name}.pt"
+def _cache_file(cache: Path | None, clip_name: str) -> Path | None:
+    return None if cache is None else cache / f"{clip_name}.pt"
 
 
 def run_method(method: Method, suite: Suite, clips: list, cache: Path | None = None,
                control_points: dict[str, list[int]] | None = None) -> list[ClipResult]:
-    """Predict every clip (cached on disk under ``cache``/<method key>/ as float16 logits)."""
+    """Predict every clip (cached on disk in the folder ``cache``, e.g. Evaluation.method_dir, as float16 logits)."""
     out = []
     needs_cp = method.kind in ("coprop", "prop_gt")
     if method.kind == "prop_gt":
@@ -133,11 +133,11 @@ def run_method(method: Method, suite: Suite, clips: list, cache: Path | None = N
         if src is None:
             raise ConfigError(f"control-point source {method.source!r} is not fitted")
         # only the clips still to predict (a cached prediction holds the control points it used)
-        todo = [c for c in clips if (f := _cache_file(cache, method, c.name)) is None or not f.is_file()]
+        todo = [c for c in clips if (f := _cache_file(cache, c.name)) is None or not f.is_file()]
         cps = src.predict_many(todo) if todo else []
         control_points = {c.name: list(map(int, cp)) for c, cp in zip(todo, cps)}
     for clip in clips:
-        f = _cache_file(cache, method, clip.name)
+        f = _cache_file(cache, clip.name)
         if f is not None and f.is_file():
             d = torch.load(f, weights_only=True)
             out.append(ClipResult(clip.name, d["logits"].float(), d["cp"].tolist(), float(d["seconds"])))

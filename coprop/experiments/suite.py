@@ -352,20 +352,27 @@ class Suite:
             raise ConfigError("the text-guided variant needs the fitted 'learned' source (its category classifier)")
         return text_labeler(self.sources["learned"], self._text_run().config["stages"]["keyframe"]["vocab"])
 
-    def has(self, method) -> bool:
-        """Does this seed's suite hold every model ``method`` (a methods.Method) needs?"""
+    @staticmethod
+    def needs(method) -> set[str]:
+        """The variants (model folders) whose models ``method`` (a methods.Method) uses."""
         need = {"main"}
         if method.kind not in ("baseline",):
             if method.kind != "prop_gt" and method.keyframe == "text":
                 need.add("text")
             if method.kind != "keyframe":
                 need.add({"l4": "main", "l1": "aip1", "l0": "aot"}[method.propagator])
-        return need <= set(self.runs)
+        return need
+
+    def has(self, method) -> bool:
+        """Does this seed's suite hold every model ``method`` needs?"""
+        return self.needs(method) <= set(self.runs)
 
     def propagator(self, which: str):
         return self.runs[{"l4": "main", "l1": "aip1", "l0": "aot"}[which]].require("propagator")
 
-    def stamp(self) -> str:
-        """Changes whenever a weight file changes: cached predictions of older weights are not reused."""
-        files = sorted(self.path.rglob("*.safetensors"))
+    def stamp(self, variants: Iterable[str] | None = None) -> str:
+        """Changes whenever a weight file of ``variants`` (default: all) changes: cached predictions of older weights
+        are not reused, and a model trained later (another variant) leaves the others' predictions valid."""
+        folders = [self.path] if variants is None else [self.path / v for v in sorted(variants)]
+        files = sorted(f for d in folders for f in d.rglob("*.safetensors"))
         return hashlib.sha1("".join(f"{f}:{f.stat().st_mtime_ns}" for f in files).encode()).hexdigest()[:10]
