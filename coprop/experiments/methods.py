@@ -67,7 +67,6 @@ def _predict(method: Method, suite: Suite, clip, cp: list[int] | None) -> torch.
     if method.kind == "keyframe":
         return keyframe_logits(suite, clip, [1] * clip.num_frames, method.keyframe)
     from coprop.pipeline import CoProp
-
     from coprop.pipeline.predict import EncodeCache
 
     cache = suite.encode_cache.setdefault(method.propagator, EncodeCache())   # shared by one propagator's methods

@@ -60,14 +60,14 @@ def pretrain_audio_encoder(cfg, audio: np.ndarray, targets: np.ndarray, path: st
 
     from coprop.io import atomic_path
     from coprop.models.audio_encoder import TinyAudioEncoder
+    from coprop.models.common import cpu_layout
 
     if cfg.audio_encoder != "tiny":
         raise ValueError(f"only the tiny audio encoder is pre-trained here (config has {cfg.audio_encoder!r})")
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     enc = TinyAudioEncoder(cfg.dim, cfg.audio_tokens)
-    # NHWC weights: the small convs run in oneDNN instead of the slow im2col path (0.083 -> 0.069 CPU s a step)
-    net = _Classifier(enc, cfg.dim, targets.shape[1]).to(memory_format=torch.channels_last)
+    net = cpu_layout(_Classifier(enc, cfg.dim, targets.shape[1]))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 10)   # linear warm-up, then cosine decay to 1 % of lr
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: (i + 1) / warm if i < warm else

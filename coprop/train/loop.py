@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from coprop.errors import ConfigError
 from coprop.io import atomic_path
+from coprop.models.common import cpu_layout
 from coprop.progress import progress
 from coprop.train import checkpoint as ckpt
 from coprop.train import ddp
@@ -205,11 +206,7 @@ def _fit(model, dataset, loss_fn, p: TrainParams, out_dir, stage, evaluate, coll
     steps_per_epoch = min(len(batches0), p.max_steps_per_epoch or len(batches0))
     signature = {**_signature(p, n, ctx.world_size, steps_per_epoch), **(identity or {})}
 
-    model.to(ctx.device)
-    if ctx.device.type == "cpu":
-        # NHWC weights send the tiny models' small 3x3 convolutions to oneDNN instead of the slow im2col path
-        # (measured: keyframe step 0.14 -> 0.12 CPU s, propagator step -5 %); saved weights are made contiguous
-        model.to(memory_format=torch.channels_last)
+    cpu_layout(model.to(ctx.device))
     params_to_train = trainable(model) if trainable else [q for q in model.parameters() if q.requires_grad]
     # fused: one kernel for all parameters; on the tiny CPU models the per-tensor loop was ~20 % of a step
     # (measured: 95 -> 23 ms per keyframe step, 2.7 M parameters in 227 tensors)

@@ -25,6 +25,7 @@ from torch import nn
 
 from coprop.errors import ConfigError, DataError, WeightsError
 from coprop.io import write_json
+from coprop.models.common import cpu_layout
 from coprop.models.config import ModelConfig
 from coprop.train.checkpoint import load_weights
 
@@ -185,9 +186,4 @@ def load_run(run_dir: str | Path, stages: list[str] | None = None, device: str |
 def _load_model(stage: str, cfg: ModelConfig, path: Path, device) -> nn.Module:
     model = build_model(stage, cfg)
     load_weights(path, model)
-    model = model.to(device).eval()
-    if torch.device(device).type == "cpu":
-        # NHWC weights send the small convolutions to oneDNN instead of the slow im2col path: the demo's test
-        # predictions took 28 % less CPU time (12 clips x 9 methods: 17.9 -> 12.9 s)
-        model.to(memory_format=torch.channels_last)
-    return model
+    return cpu_layout(model.to(device).eval())
