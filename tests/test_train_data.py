@@ -59,9 +59,30 @@ def test_propagation_targets_stop_at_the_next_control_point():
     assert ds._weights(c, 1).tolist() == [True, False, False]
     across = PropagationSamples([c], "binary", window=4, within_segment=False)
     assert across._weights(c, 1).tolist() == [True, True, True]
-    item = ds[0]
-    assert item["frames"].shape == (4, 3, 32, 32) and item["targets"].shape == (3, 32, 32)
-    assert int(item["num_objects"]) == 1
+    for epoch in range(4):      # a sample ends at its last frame that counts: 3 frames from 0, 2 from 1, 3, 4
+        ds.set_epoch(epoch)
+        item = ds[0]
+        L = len(item["frames"])
+        assert L in (2, 3) and item["targets"].shape == (L - 1, 32, 32) and bool(item["weight"][-1])
+        assert int(item["num_objects"]) == 1
+
+
+def test_propagation_batches_pad_with_frames_that_do_not_count():
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, :8, :8] = 1
+    c = _clip(masks, [True] * 6, [1, 0, 0, 1, 0, 0])
+    ds = PropagationSamples([c], "binary", window=4, seed=0, hflip=False)
+    items = {}
+    for epoch in range(30):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        items.setdefault(len(item["frames"]), item)
+    short, long = items[2], items[3]
+    batch = ds.collate([short, long])
+    assert batch["frames"].shape == (2, 3, 3, 32, 32) and batch["targets"].shape == (2, 2, 32, 32)
+    assert batch["weight"].tolist() == [[True, False], [True, True]]
+    assert torch.equal(batch["frames"][0, 2], short["frames"][1])      # padding repeats the last frame
+    assert torch.equal(batch["frames"][1], long["frames"])
 
 
 def test_semantic_identities_follow_the_keyframe_classes():
@@ -71,7 +92,7 @@ def test_semantic_identities_follow_the_keyframe_classes():
     masks[2, 10:12] = 9                                       # a class absent from the keyframe
     c = _clip(masks, [True] * 3, [1, 0, 0])
     ds = PropagationSamples([c], "semantic", window=3, hflip=False)
-    item = ds[0]
+    item = next(it for e in range(20) if (ds.set_epoch(e), it := ds[0])[1]["frames"].shape[0] == 3)  # from frame 0
     assert int(item["num_objects"]) == 2
     assert set(item["first_mask"].unique().tolist()) == {0, 1, 2}
     assert (item["targets"][1][masks[2] == 9] == 0).all()     # unknown class -> background identity

@@ -210,7 +210,7 @@ def train_propagator(cfg: ModelConfig | str = "tiny", train_clips: Sequence = ()
     evaluate = (lambda m: tasks.evaluate_propagator(m.model, val, info.mode, cfg.num_classes, cfg.max_objects)) \
         if val else None
     res = fit(step, dataset, lambda net, b: net(b), p, run_dir, "propagator", evaluate=evaluate,
-              identity=_identity(info))
+              identity=_identity(info), collate=dataset.collate)
     return _finish("propagator", run_dir, cfg, info, p, res, model, t0, len(dataset),
                    {"window": dataset.window, "within_segment": within_segment, "init_backbone": backbone_from})
 
