@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STAGES = ("keyframe", "propagator", "baseline")
-DEFAULT_STEPS = {"keyframe": 1100, "propagator": 300, "baseline": 200}   # the demo's budgets (its AOT propagator)
+DEFAULT_STEPS = {"keyframe": 1100, "propagator": 450, "baseline": 200}   # the demo's budgets (its AOT propagator)
 _DATA: dict = {}      # prepared clips, filled before the workers fork (shared copy-on-write)
 
 
