@@ -128,3 +128,29 @@ def test_identity_logits_map_back_to_binary_and_class_logits():
     assert torch.equal(cls.argmax(1), torch.tensor([0, 7, 42])[ids])
     two = logits[:, :2]
     assert torch.allclose(torch.sigmoid(binary_from_identities(two))[:, 0], two.softmax(1)[:, 1], atol=1e-6)
+
+
+def test_padding_frames_do_not_change_the_propagation_loss():
+    """Why samples may end at their last frame that counts: propagation is causal, so frames after it (here the
+    collate padding) leave the loss unchanged (eval mode: BatchNorm uses running statistics, no identity shuffle)."""
+    from coprop.models.config import get_config
+    from coprop.models.propagator import AudioInsertPropagator
+    from coprop.train.tasks import PropagatorStep
+
+    g = np.random.default_rng(0)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, 4:14, 6:16] = 1
+    c = PreparedClip("c", g.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8),
+                     g.normal(size=(6, 1, 96, 64)).astype(np.float32), masks, np.ones(6, bool), [1, 0, 0, 1, 0, 0])
+    ds = PropagationSamples([c], "binary", window=4, seed=0, hflip=False)
+    items = {}
+    for epoch in range(30):
+        ds.set_epoch(epoch)
+        items.setdefault(len(ds[0]["frames"]), ds[0])
+    short, long = items[2], items[3]
+    padded = {k: v[:1] for k, v in ds.collate([short, long]).items()}
+    assert padded["frames"].shape[1] == 3
+    torch.manual_seed(0)
+    step = PropagatorStep(AudioInsertPropagator(get_config("tiny", image_size=32, token_stride=4)), "binary").eval()
+    with torch.no_grad():
+        assert torch.allclose(step(ds.collate([short])), step(padded), atol=1e-6)
