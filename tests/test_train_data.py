@@ -48,6 +48,15 @@ def _clip(masks: np.ndarray, gt: list[bool], cps: list[int]) -> PreparedClip:
                         masks.astype(np.uint8), np.array(gt), cps)
 
 
+def _sample_of_length(ds: PropagationSamples, length: int) -> dict:
+    """The first sample 0 of an epoch that holds ``length`` frames (the start frame is drawn per epoch)."""
+    for epoch in range(30):
+        ds.set_epoch(epoch)
+        if len((item := ds[0])["frames"]) == length:
+            return item
+    raise AssertionError(f"no epoch drew a {length}-frame sample")
+
+
 def test_propagation_targets_stop_at_the_next_control_point():
     masks = np.zeros((6, 32, 32), np.uint8)
     masks[:3, :8, :8] = 1
@@ -72,12 +81,7 @@ def test_propagation_batches_pad_with_frames_that_do_not_count():
     masks[:, :8, :8] = 1
     c = _clip(masks, [True] * 6, [1, 0, 0, 1, 0, 0])
     ds = PropagationSamples([c], "binary", window=4, seed=0, hflip=False)
-    items = {}
-    for epoch in range(30):
-        ds.set_epoch(epoch)
-        item = ds[0]
-        items.setdefault(len(item["frames"]), item)
-    short, long = items[2], items[3]
+    short, long = _sample_of_length(ds, 2), _sample_of_length(ds, 3)
     batch = ds.collate([short, long])
     assert batch["frames"].shape == (2, 3, 3, 32, 32) and batch["targets"].shape == (2, 2, 32, 32)
     assert batch["weight"].tolist() == [[True, False], [True, True]]
@@ -92,7 +96,7 @@ def test_semantic_identities_follow_the_keyframe_classes():
     masks[2, 10:12] = 9                                       # a class absent from the keyframe
     c = _clip(masks, [True] * 3, [1, 0, 0])
     ds = PropagationSamples([c], "semantic", window=3, hflip=False)
-    item = next(it for e in range(20) if (ds.set_epoch(e), it := ds[0])[1]["frames"].shape[0] == 3)  # from frame 0
+    item = _sample_of_length(ds, 3)                           # the one from frame 0
     assert int(item["num_objects"]) == 2
     assert set(item["first_mask"].unique().tolist()) == {0, 1, 2}
     assert (item["targets"][1][masks[2] == 9] == 0).all()     # unknown class -> background identity
@@ -143,11 +147,7 @@ def test_padding_frames_do_not_change_the_propagation_loss():
     c = PreparedClip("c", g.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8),
                      g.normal(size=(6, 1, 96, 64)).astype(np.float32), masks, np.ones(6, bool), [1, 0, 0, 1, 0, 0])
     ds = PropagationSamples([c], "binary", window=4, seed=0, hflip=False)
-    items = {}
-    for epoch in range(30):
-        ds.set_epoch(epoch)
-        items.setdefault(len(ds[0]["frames"]), ds[0])
-    short, long = items[2], items[3]
+    short, long = _sample_of_length(ds, 2), _sample_of_length(ds, 3)
     padded = {k: v[:1] for k, v in ds.collate([short, long]).items()}
     assert padded["frames"].shape[1] == 3
     torch.manual_seed(0)

@@ -45,6 +45,7 @@ def suite_config(model_config: str, suite: str, variant: str, num_text_labels: i
 
 
 AUDIO_FILE = "audio/audio_encoder.safetensors"
+PROPAGATOR_VARIANTS = {"l4": "main", "l1": "aip1", "l0": "aot"}   # a method's propagator -> the variant holding it
 AUDIO_SEED = 0   # one pre-training, like VGGish's: every training seed's models start from the same audio encoder
 
 
@@ -360,7 +361,7 @@ class Suite:
             if method.kind != "prop_gt" and method.keyframe == "text":
                 need.add("text")
             if method.kind != "keyframe":
-                need.add({"l4": "main", "l1": "aip1", "l0": "aot"}[method.propagator])
+                need.add(PROPAGATOR_VARIANTS[method.propagator])
         return need
 
     def has(self, method) -> bool:
@@ -368,7 +369,7 @@ class Suite:
         return self.needs(method) <= set(self.runs)
 
     def propagator(self, which: str):
-        return self.runs[{"l4": "main", "l1": "aip1", "l0": "aot"}[which]].require("propagator")
+        return self.runs[PROPAGATOR_VARIANTS[which]].require("propagator")
 
     def stamp(self, variants: Iterable[str] | None = None) -> str:
         """Changes whenever a weight file of ``variants`` (default: all) changes: cached predictions of older weights
